@@ -1,0 +1,532 @@
+// specbench verification, C++ CPU twin of verify_cuda.cu (torch-free).
+//
+// Three phases inside one OpenMP parallel region (torch's own libgomp is reused: same soname):
+//   1. per request: acceptance chain. Lazy strategies (sps, cactus, interp) gather 2 values per
+//      position; scan strategies (greedy, tas, topk) scan rows 0..a until the first rejection.
+//   2. per (request, vocabulary chunk): partial sampling state of the final row's weights
+//      (race: best score and its lowest index; icdf: exact fixed-point mass).
+//   3. per request: combine chunk partials in chunk order, re-scan one chunk for icdf, fall back
+//      to q when the residual is empty, write the outputs.
+// Every decision uses the shared policy code in verify.h, so results do not depend on the chunk
+// size or the thread count. Compile with -ffp-contract=off (exactness) and -fno-trapping-math
+// (lets g++ vectorise the guarded divisions; it changes no result).
+#include "verify.h"
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#if defined(__SSE__)
+#include <immintrin.h>
+#endif
+
+namespace specbench {
+namespace {
+
+// Hot loops get an AVX2 clone chosen at load time (ifunc); the build itself stays x86-64-v2 so a
+// cached binary runs on any CI or dev machine. No FMA is enabled, so results are identical.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define SB_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define SB_CLONES
+#endif
+
+constexpr int64_t kChunk = 4096;  // vocabulary chunk per work item
+constexpr int kBlk = 64;          // inner block for vectorisable loops
+
+enum WeightKind : int32_t { kWQ = 0, kWSps, kWCactus, kWTopk };
+
+struct RowState {
+  int64_t n = 0;        // real drafts of this request
+  int64_t pos = 0;      // first rejected position, or n
+  int64_t row = 0;      // row of q (and p) that gives the final token
+  int64_t token = -1;   // final token when already decided (greedy, tas argmax)
+  int64_t draft = -1;   // draft token at `row` for residual weights
+  int32_t weights = kWQ;
+  bool sample = false;  // the final token is sampled from `weights` at `row`
+  float cactus_h = 0.0f, cactus_scale = 0.0f, topk_theta = 0.0f;
+};
+
+struct Partial {
+  float score;
+  int64_t index;
+  uint64_t mass;
+};
+
+inline float block_max(const float* s) {  // max of kBlk values (no NaN by construction)
+#if defined(__SSE__)
+  __m128 m0 = _mm_loadu_ps(s), m1 = _mm_loadu_ps(s + 4), m2 = _mm_loadu_ps(s + 8),
+         m3 = _mm_loadu_ps(s + 12);
+  for (int i = 16; i < kBlk; i += 16) {
+    m0 = _mm_max_ps(m0, _mm_loadu_ps(s + i));
+    m1 = _mm_max_ps(m1, _mm_loadu_ps(s + i + 4));
+    m2 = _mm_max_ps(m2, _mm_loadu_ps(s + i + 8));
+    m3 = _mm_max_ps(m3, _mm_loadu_ps(s + i + 12));
+  }
+  m0 = _mm_max_ps(_mm_max_ps(m0, m1), _mm_max_ps(m2, m3));
+  alignas(16) float t[4];
+  _mm_store_ps(t, m0);
+  return std::max(std::max(t[0], t[1]), std::max(t[2], t[3]));
+#else
+  float m = s[0];
+  for (int i = 1; i < kBlk; ++i) m = s[i] > m ? s[i] : m;
+  return m;
+#endif
+}
+
+// Sum of fixed_weight(w[i]) over len <= kBlk values, vectorised: trunc(w * 2^44) is an exact
+// integer in fp32 and any sum of kBlk of them (< 2^50) is exact in fp64, in any order.
+inline double block_fixed_mass(const float* w, int len) {
+  int i = 0;
+  double total = 0.0;
+#if defined(__SSE4_1__)
+  const __m128 scale = _mm_set1_ps(17592186044416.0f), zero = _mm_setzero_ps();
+  __m128d acc0 = _mm_setzero_pd(), acc1 = _mm_setzero_pd();
+  for (; i + 4 <= len; i += 4) {
+    const __m128 v = _mm_loadu_ps(w + i);
+    __m128 t = _mm_round_ps(_mm_mul_ps(v, scale), _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+    t = _mm_and_ps(t, _mm_cmpgt_ps(v, zero));
+    acc0 = _mm_add_pd(acc0, _mm_cvtps_pd(t));
+    acc1 = _mm_add_pd(acc1, _mm_cvtps_pd(_mm_movehl_ps(t, t)));
+  }
+  acc0 = _mm_add_pd(acc0, acc1);
+  alignas(16) double lanes[2];
+  _mm_store_pd(lanes, acc0);
+  total = lanes[0] + lanes[1];
+#endif
+  for (; i < len; ++i) total += static_cast<double>(fixed_weight(w[i]));
+  return total;
+}
+
+// Sum of entropy_term_fixed(q[i], lg[i]) over len <= kBlk values, vectorised the same way:
+// each term is an integer of magnitude < 2^39 held exactly in fp64, and their sum is exact.
+inline double block_entropy_fixed(const float* q, const float* lg, int len) {
+  int i = 0;
+  double total = 0.0;
+#if defined(__SSE4_1__)
+  const __m128d scale = _mm_set1_pd(-1099511627776.0), zero = _mm_setzero_pd();
+  __m128d acc = _mm_setzero_pd();
+  for (; i + 2 <= len; i += 2) {
+    const __m128d qd = _mm_cvtps_pd(_mm_castsi128_ps(_mm_loadl_epi64(
+        reinterpret_cast<const __m128i*>(q + i))));
+    const __m128d ld = _mm_cvtps_pd(_mm_castsi128_ps(_mm_loadl_epi64(
+        reinterpret_cast<const __m128i*>(lg + i))));
+    // -(q * lg) * 2^40 == (q * lg) * -2^40 exactly (negation and power-of-two scale are exact)
+    __m128d t = _mm_round_pd(_mm_mul_pd(_mm_mul_pd(qd, ld), scale),
+                             _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+    t = _mm_and_pd(t, _mm_cmpgt_pd(qd, zero));
+    acc = _mm_add_pd(acc, t);
+  }
+  alignas(16) double lanes[2];
+  _mm_store_pd(lanes, acc);
+  total = lanes[0] + lanes[1];
+#endif
+  for (; i < len; ++i) total += static_cast<double>(entropy_term_fixed(q[i], lg[i]));
+  return total;
+}
+
+// Weights of the final row for elements [begin, begin + len), len <= kBlk.
+// `p` is the draft row or null (one-hot at st.draft).
+inline void weights_block(const RowState& st, const VerifyArgs& a, const float* q, const float* p,
+                          int64_t begin, int len, float* w) {
+  const float* qb = q + begin;
+  switch (st.weights) {
+    case kWQ:
+      for (int i = 0; i < len; ++i) w[i] = qb[i];
+      return;
+    case kWSps:
+      if (p) {
+        const float* pb = p + begin;
+        for (int i = 0; i < len; ++i) w[i] = relu_sub(qb[i], pb[i]);
+      } else {
+        for (int i = 0; i < len; ++i) w[i] = relu_sub(qb[i], begin + i == st.draft ? 1.0f : 0.0f);
+      }
+      return;
+    case kWCactus: {
+      const float sc = st.cactus_scale;
+      if (p) {
+        const float* pb = p + begin;
+        for (int i = 0; i < len; ++i) w[i] = cactus_weight(sc, qb[i], pb[i]);
+      } else {
+        for (int i = 0; i < len; ++i)
+          w[i] = cactus_weight(sc, qb[i], begin + i == st.draft ? 1.0f : 0.0f);
+      }
+      const int64_t d = st.draft - begin;  // the drafted token itself carries h_n
+      if (d >= 0 && d < len) w[d] = relu_sub(st.cactus_h, p ? p[st.draft] : 1.0f);
+      return;
+    }
+    case kWTopk: {
+      const float th = st.topk_theta;
+      if (p) {
+        const float* pb = p + begin;
+        for (int i = 0; i < len; ++i)
+          w[i] = relu_sub(qb[i] > 0.0f && qb[i] >= th ? 1.0f : 0.0f, pb[i]);
+      } else {
+        for (int i = 0; i < len; ++i)
+          w[i] = relu_sub(qb[i] > 0.0f && qb[i] >= th ? 1.0f : 0.0f,
+                          begin + i == st.draft ? 1.0f : 0.0f);
+      }
+      return;
+    }
+  }
+}
+
+// Partial sampling state over [begin, end) of the final row.
+SB_CLONES Partial chunk_partial(const RowState& st, const VerifyArgs& a, int64_t b, int64_t begin,
+                      int64_t end) {
+  const int64_t V = a.V;
+  const float* q = a.target_probs + (b * (a.k + 1) + st.row) * V;
+  const float* p = (st.weights != kWQ && a.draft_probs) ? a.draft_probs + (b * a.k + st.row) * V
+                                                        : nullptr;
+  alignas(16) float w[kBlk];
+  alignas(16) float sc[kBlk];
+  Partial r{-2.0f, begin, 0};
+  if (a.noise_mode == kRace) {
+    const float* e = a.e_fin + b * V;
+    for (int64_t s = begin; s < end; s += kBlk) {
+      const int len = static_cast<int>(std::min<int64_t>(kBlk, end - s));
+      weights_block(st, a, q, p, s, len, w);
+      for (int i = 0; i < len; ++i) sc[i] = race_score(w[i], e[s + i]);
+      for (int i = len; i < kBlk; ++i) sc[i] = -2.0f;
+      const float m = block_max(sc);
+      if (m > r.score) {
+        int i = 0;
+        while (sc[i] != m) ++i;
+        r.score = m;
+        r.index = s + i;
+      }
+    }
+  } else {
+    uint64_t mass = 0;
+    for (int64_t s = begin; s < end; s += kBlk) {
+      const int len = static_cast<int>(std::min<int64_t>(kBlk, end - s));
+      weights_block(st, a, q, p, s, len, w);
+      const double block = block_fixed_mass(w, len);
+      mass += static_cast<uint64_t>(block);
+    }
+    r.mass = mass;
+  }
+  return r;
+}
+
+// First index in [begin, end) whose inclusive fixed-point prefix exceeds t (t < chunk mass).
+SB_CLONES int64_t icdf_find(const RowState& st, const VerifyArgs& a, int64_t b, int64_t begin, int64_t end,
+                  uint64_t t) {
+  const int64_t V = a.V;
+  const float* q = a.target_probs + (b * (a.k + 1) + st.row) * V;
+  const float* p = (st.weights != kWQ && a.draft_probs) ? a.draft_probs + (b * a.k + st.row) * V
+                                                        : nullptr;
+  alignas(16) float w[kBlk];
+  uint64_t acc = 0;
+  for (int64_t s = begin; s < end; s += kBlk) {
+    const int len = static_cast<int>(std::min<int64_t>(kBlk, end - s));
+    weights_block(st, a, q, p, s, len, w);
+    const uint64_t m = static_cast<uint64_t>(block_fixed_mass(w, len));
+    if (acc + m <= t) {  // the crossing is in a later block
+      acc += m;
+      continue;
+    }
+    for (int i = 0; i < len; ++i) {
+      acc += fixed_weight(w[i]);
+      if (acc > t) return s + i;
+    }
+  }
+  return end - 1;  // unreachable when t < mass
+}
+
+// Sample the final token of one row serially (used for the rare q fallback).
+int64_t sample_row_serial(const RowState& st, const VerifyArgs& a, int64_t b, bool* any) {
+  Partial best{-2.0f, 0, 0};
+  uint64_t total = 0;
+  for (int64_t c = 0; c < a.V; c += kChunk) {
+    const Partial r = chunk_partial(st, a, b, c, std::min(a.V, c + kChunk));
+    if (race_better(r.score, r.index, best.score, best.index)) {
+      best.score = r.score;
+      best.index = r.index;
+    }
+    total += r.mass;
+  }
+  if (a.noise_mode == kRace) {
+    *any = best.score > 0.0f;
+    return best.index;
+  }
+  *any = total > 0;
+  if (total == 0) return 0;
+  return icdf_find(st, a, b, 0, a.V, icdf_target(a.u_fin[b], total));
+}
+
+// Lowest index of the maximum of a row (torch.argmax semantics for finite input).
+SB_CLONES int64_t argmax_row(const float* x, int64_t V) {
+  alignas(16) float buf[kBlk];
+  float best = 0.0f;
+  int64_t besti = -1;
+  for (int64_t s = 0; s < V; s += kBlk) {
+    const int len = static_cast<int>(std::min<int64_t>(kBlk, V - s));
+    const float* xb = x + s;
+    float m;
+    if (len == kBlk) {
+      m = block_max(xb);
+    } else {
+      for (int i = 0; i < len; ++i) buf[i] = xb[i];
+      for (int i = len; i < kBlk; ++i) buf[i] = xb[0];
+      m = block_max(buf);
+    }
+    if (besti < 0 || m > best) {
+      int i = 0;
+      while (xb[i] != m) ++i;
+      best = m;
+      besti = s + i;
+    }
+  }
+  return besti;
+}
+
+// Entropy (fixed point) and argmax of a row in one pass.
+SB_CLONES int64_t entropy_argmax_row(const float* q, int64_t V, int64_t* amax) {
+  alignas(16) float lg[kBlk];
+  alignas(16) float buf[kBlk];
+  int64_t h = 0;
+  float best = 0.0f;
+  int64_t besti = -1;
+  for (int64_t s = 0; s < V; s += kBlk) {
+    const int len = static_cast<int>(std::min<int64_t>(kBlk, V - s));
+    const float* qb = q + s;
+    for (int i = 0; i < len; ++i) lg[i] = entropy_log(qb[i]);
+    h += static_cast<int64_t>(block_entropy_fixed(qb, lg, len));
+    float m;
+    if (len == kBlk) {
+      m = block_max(qb);
+    } else {
+      for (int i = 0; i < len; ++i) buf[i] = qb[i];
+      for (int i = len; i < kBlk; ++i) buf[i] = qb[0];
+      m = block_max(buf);
+    }
+    if (besti < 0 || m > best) {
+      int i = 0;
+      while (qb[i] != m) ++i;
+      best = m;
+      besti = s + i;
+    }
+  }
+  *amax = besti;
+  return h;
+}
+
+// K-th largest value of a row (K clamped to [1, V]).
+SB_CLONES float kth_largest(const float* q, int64_t V, int64_t K, std::vector<float>* scratch) {
+  K = std::max<int64_t>(1, std::min(K, V));
+  if (K <= 32) {
+    float top[32];
+    int64_t c = 0;
+    for (int64_t i = 0; i < V; ++i) {
+      const float v = q[i];
+      if (c == K && !(v > top[K - 1])) continue;
+      int64_t j = c < K ? c++ : K - 1;
+      while (j > 0 && top[j - 1] < v) {
+        top[j] = top[j - 1];
+        --j;
+      }
+      top[j] = v;
+    }
+    return top[K - 1];
+  }
+  scratch->assign(q, q + V);
+  std::nth_element(scratch->begin(), scratch->begin() + (K - 1), scratch->end(),
+                   [](float x, float y) { return x > y; });
+  return (*scratch)[K - 1];
+}
+
+// Phase 1 for one request. Returns a Status.
+int32_t accept_chain(const VerifyArgs& a, int64_t b, RowState* st, std::vector<float>* scratch) {
+  const int64_t k = a.k, V = a.V;
+  const int64_t n = a.num_drafts ? a.num_drafts[b] : k;
+  if (n < 0 || n > k) return kBadNumDrafts;
+  const int64_t* x = a.draft_tokens + b * k;
+  int64_t zero_p = 0;
+  for (int64_t j = 0; j < n; ++j) {
+    if (x[j] < 0 || x[j] >= V) return kBadDraftToken;
+    if (a.draft_probs && a.draft_probs[(b * k + j) * V + x[j]] == 0.0f) ++zero_p;
+  }
+  if (a.num_zero_draft_prob) a.num_zero_draft_prob[b] = zero_p;
+  const float* q = a.target_probs + b * (k + 1) * V;
+  st->n = n;
+  st->pos = n;
+  auto reject_at = [&](int64_t j) {
+    st->pos = j;
+    st->row = j;
+    st->draft = x[j];
+  };
+  switch (a.strategy) {
+    case kSps:
+    case kCactus:
+    case kInterp: {
+      for (int64_t j = 0; j < n; ++j) {
+        const float t = q[j * V + x[j]];
+        const float s = a.draft_probs ? a.draft_probs[(b * k + j) * V + x[j]] : 1.0f;
+        const float u = a.u_acc[b * k + j];
+        float target = t;
+        if (a.strategy == kCactus) {
+          const CactusRow cr = cactus_row(t, a.cactus_delta);
+          target = cr.h;
+          st->cactus_h = cr.h;
+          st->cactus_scale = cr.scale;
+        } else if (a.strategy == kInterp) {
+          target = interp_mix(t, s, a.interp_lambda, a.interp_rest);
+        }
+        if (!accept_mul(u, s, target)) {
+          reject_at(j);
+          break;
+        }
+      }
+      st->sample = true;
+      if (st->pos < n) {
+        st->weights = a.strategy == kCactus ? kWCactus : kWSps;  // interp: SpS residual
+      } else {
+        st->row = n;
+        st->weights = kWQ;
+      }
+      return kOk;
+    }
+    case kGreedy: {
+      const float* src = a.target_logits ? a.target_logits + b * (k + 1) * V : q;
+      for (int64_t j = 0; j <= n; ++j) {
+        const int64_t g = argmax_row(src + j * V, V);
+        if (j < n && x[j] == g) continue;
+        st->pos = j;
+        st->row = j;
+        st->token = g;
+        break;
+      }
+      return kOk;
+    }
+    case kTas: {
+      for (int64_t j = 0; j < n; ++j) {
+        int64_t amax = 0;
+        const int64_t hf = entropy_argmax_row(q + j * V, V, &amax);
+        const float tau = tas_threshold(entropy_from_fixed(hf), a.tas_eps, a.tas_alpha);
+        if (q[j * V + x[j]] > tau) continue;
+        reject_at(j);
+        st->token = amax;
+        return kOk;
+      }
+      st->row = n;
+      if (a.tas_bonus_argmax) {
+        st->token = argmax_row(q + n * V, V);
+      } else {
+        st->sample = true;
+        st->weights = kWQ;
+      }
+      return kOk;
+    }
+    case kTopk: {
+      for (int64_t j = 0; j < n; ++j) {
+        const float th = kth_largest(q + j * V, V, a.topk_k, scratch);
+        const float t = q[j * V + x[j]];
+        if (t > 0.0f && t >= th) continue;
+        reject_at(j);
+        st->topk_theta = th;
+        st->weights = kWTopk;
+        st->sample = true;
+        return kOk;
+      }
+      st->row = n;
+      st->weights = kWQ;
+      st->sample = true;
+      return kOk;
+    }
+  }
+  return kBadArgs;
+}
+
+// Phase 3 for one request: combine partials, sample, write outputs.
+void finish_row(const VerifyArgs& a, int64_t b, RowState* st, const Partial* parts, int64_t C) {
+  if (st->sample) {
+    int64_t token = 0;
+    bool any = false;
+    if (a.noise_mode == kRace) {
+      Partial best{-2.0f, 0, 0};
+      for (int64_t c = 0; c < C; ++c)
+        if (race_better(parts[c].score, parts[c].index, best.score, best.index)) best = parts[c];
+      any = best.score > 0.0f;
+      token = best.index;
+    } else {
+      uint64_t total = 0;
+      for (int64_t c = 0; c < C; ++c) total += parts[c].mass;
+      any = total > 0;
+      if (any) {
+        uint64_t t = icdf_target(a.u_fin[b], total);
+        int64_t c = 0;
+        while (parts[c].mass <= t) t -= parts[c++].mass;
+        token = icdf_find(*st, a, b, c * kChunk, std::min(a.V, (c + 1) * kChunk), t);
+      }
+    }
+    if (!any && st->weights != kWQ) {  // empty residual: sample from q with the same noise
+      st->weights = kWQ;
+      token = sample_row_serial(*st, a, b, &any);
+    }
+    st->token = token;
+  }
+  const int64_t k = a.k;
+  int64_t* out = a.tokens + b * (k + 1);
+  const int64_t* x = a.draft_tokens + b * k;
+  for (int64_t j = 0; j < st->pos; ++j) out[j] = x[j];
+  out[st->pos] = st->token;
+  for (int64_t j = st->pos + 1; j <= k; ++j) out[j] = -1;
+  a.num_accepted[b] = st->pos;
+}
+
+}  // namespace
+}  // namespace specbench
+
+extern "C" int32_t specbench_verify_cpu(const specbench::VerifyArgs* args) {
+  using namespace specbench;
+  const VerifyArgs& a = *args;
+  if (a.B < 0 || a.k < 0 || a.V < 1 || !a.target_probs || !a.tokens || !a.num_accepted)
+    return kBadArgs;
+  if (a.k > 0 && !a.draft_tokens) return kBadArgs;
+  if (a.strategy < kGreedy || a.strategy > kInterp) return kBadArgs;
+  const bool stochastic = a.strategy == kSps || a.strategy == kCactus || a.strategy == kInterp;
+  if (stochastic && a.k > 0 && !a.u_acc) return kBadArgs;
+  if (a.strategy != kGreedy && !(a.strategy == kTas && a.tas_bonus_argmax)) {
+    if (a.noise_mode == kRace && !a.e_fin) return kBadArgs;
+    if (a.noise_mode == kIcdf && !a.u_fin) return kBadArgs;
+    if (a.noise_mode != kRace && a.noise_mode != kIcdf) return kBadArgs;
+  }
+  if (a.strategy == kTopk && a.topk_k < 1) return kBadArgs;
+  const int64_t B = a.B;
+  if (B == 0) return kOk;
+  const int64_t C = (a.V + kChunk - 1) / kChunk;
+  std::vector<RowState> rows(static_cast<size_t>(B));
+  std::vector<Partial> parts(static_cast<size_t>(B * C));
+  int32_t status = kOk;
+  // Thread only when there is enough work to pay for the fork (~ a few us).
+  const bool scan = a.strategy == kGreedy || a.strategy == kTas || a.strategy == kTopk;
+  // A fork/join costs a few us, and far more when the cores are oversubscribed: only thread
+  // work of a few hundred us (at B = 1 phase 1 is one row chain anyway).
+  const bool threaded = B > 1 && B * a.V * (scan ? a.k + 1 : 1) >= (int64_t{1} << 18);
+  (void)threaded;
+#pragma omp parallel if (threaded)
+  {
+    std::vector<float> scratch;
+#pragma omp for schedule(static)
+    for (int64_t b = 0; b < B; ++b) {
+      const int32_t s = accept_chain(a, b, &rows[b], &scratch);
+      if (s != kOk) {
+#pragma omp atomic write
+        status = s;
+      }
+    }
+#pragma omp for schedule(static)
+    for (int64_t item = 0; item < B * C; ++item) {
+      const int64_t b = item / C, c = item % C;
+      if (status != kOk || !rows[b].sample) continue;
+      parts[item] = chunk_partial(rows[b], a, b, c * kChunk, std::min(a.V, (c + 1) * kChunk));
+    }
+#pragma omp for schedule(static)
+    for (int64_t b = 0; b < B; ++b) {
+      if (status != kOk) continue;
+      finish_row(a, b, &rows[b], &parts[b * C], C);
+    }
+  }
+  return status;
+}

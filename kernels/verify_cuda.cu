@@ -1,0 +1,620 @@
+// specbench verification, CUDA kernels (torch-free: raw pointers, extern "C" launchers).
+//
+// Two kernels, one launch per verify call:
+//   lazy_kernel (sps, cactus, interp): grid (tiles of 4096 tokens, B). Every CTA recomputes the
+//     acceptance chain of its request with one warp (gathers only; L2 hits after the first CTA),
+//     then reduces its tile of the final row's weights (race: best score and lowest index;
+//     icdf: exact fixed-point mass) into a workspace. The last CTA of the request (atomic ticket)
+//     combines the tiles in tile order, re-scans one tile for icdf, falls back to q when the
+//     residual is empty, writes the outputs and resets its counter (CUDA-graph safe). Bytes
+//     read: 2k gathered values plus the q and p rows at one position (docs/kernels.md 2.1).
+//   scan_kernel (greedy, tas, topk): grid (k+1 rows, B). Each CTA computes its row's statistic
+//     (argmax / entropy / rank count), its own accept decision and its candidate final token
+//     (greedy and tas: argmax; topk: radix-select the K-th value, then sample the residual;
+//     bonus row: sample q). The last CTA of the request picks the first rejection.
+// All arithmetic that decides a token is the shared policy code of verify.h; compile with
+// --fmad=false (no contraction) and without --use_fast_math. Results are identical to the
+// CPU twin (verify_cpu.cpp) bit for bit, except TAS's threshold exp() (< 1 ulp in fp64).
+#if !defined(SPECBENCH_CUDA_EMULATION)  // tests/cuda_emu.cpp runs these kernels on CPU threads
+#include <cuda_runtime.h>
+#endif
+#include <stdint.h>
+
+#include "verify.h"
+
+namespace specbench {
+namespace {
+
+constexpr int kThreads = 256;
+constexpr int kWarps = kThreads / 32;
+constexpr int kItems = 16;
+constexpr int64_t kTile = kThreads * kItems;  // tokens per CTA tile
+constexpr unsigned kFull = 0xffffffffu;
+static_assert(kThreads == 256, "block_kth_largest uses one histogram bin per thread");
+
+enum WeightKind : int32_t { kWQ = 0, kWSps, kWCactus, kWTopk };
+
+struct RowPlan {
+  int64_t n;       // real drafts of this request
+  int64_t pos;     // first rejected position, or n
+  int64_t row;     // row of q (and p) that gives the final token
+  int64_t draft;   // draft token at `row` (residual weights), -1 otherwise
+  int32_t weights;
+  int32_t bad;     // invalid draft id or num_drafts: the row is reported as an error
+  float cactus_h, cactus_scale, topk_theta;
+};
+
+struct TilePartial {  // 16 bytes
+  float score;
+  int32_t index;
+  unsigned long long mass;
+};
+
+struct RowResult {  // 16 bytes
+  int32_t accept;
+  int32_t valid;
+  long long token;
+};
+
+struct ScoreIdx {
+  float s;
+  int64_t i;
+};
+
+__device__ __forceinline__ float weight_at(const RowPlan& pl, const VerifyArgs& a, const float* q,
+                                           const float* p, int64_t i) {
+  const float qv = q[i];
+  if (pl.weights == kWQ) return qv;
+  const float pv = p ? p[i] : (i == pl.draft ? 1.0f : 0.0f);
+  switch (pl.weights) {
+    case kWSps:
+      return relu_sub(qv, pv);
+    case kWCactus:
+      return i == pl.draft ? relu_sub(pl.cactus_h, pv) : cactus_weight(pl.cactus_scale, qv, pv);
+    default:  // kWTopk
+      return relu_sub(qv > 0.0f && qv >= pl.topk_theta ? 1.0f : 0.0f, pv);
+  }
+}
+
+__device__ __forceinline__ const float* row_q(const VerifyArgs& a, int64_t b, int64_t row) {
+  return a.target_probs + (b * (a.k + 1) + row) * a.V;
+}
+
+__device__ __forceinline__ const float* row_p(const VerifyArgs& a, const RowPlan& pl, int64_t b) {
+  return (pl.weights != kWQ && a.draft_probs) ? a.draft_probs + (b * a.k + pl.row) * a.V : nullptr;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Block-wide primitives (all threads of the block must call them; they end with a barrier).
+
+__device__ unsigned long long block_sum(unsigned long long v, unsigned long long* sh) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_down_sync(kFull, v, o);
+  if (lane == 0) sh[warp] = v;
+  __syncthreads();
+  if (warp == 0) {
+    v = lane < kWarps ? sh[lane] : 0ull;
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_down_sync(kFull, v, o);
+    if (lane == 0) sh[kWarps] = v;
+  }
+  __syncthreads();
+  v = sh[kWarps];
+  __syncthreads();
+  return v;
+}
+
+__device__ ScoreIdx block_best(ScoreIdx v, float* shs, int64_t* shi) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  for (int o = 16; o > 0; o >>= 1) {
+    const float s = __shfl_down_sync(kFull, v.s, o);
+    const int64_t i = __shfl_down_sync(kFull, v.i, o);
+    if (race_better(s, i, v.s, v.i)) v = ScoreIdx{s, i};
+  }
+  if (lane == 0) {
+    shs[warp] = v.s;
+    shi[warp] = v.i;
+  }
+  __syncthreads();
+  if (warp == 0) {
+    v = lane < kWarps ? ScoreIdx{shs[lane], shi[lane]} : ScoreIdx{-INFINITY, INT64_MAX};
+    for (int o = 16; o > 0; o >>= 1) {
+      const float s = __shfl_down_sync(kFull, v.s, o);
+      const int64_t i = __shfl_down_sync(kFull, v.i, o);
+      if (race_better(s, i, v.s, v.i)) v = ScoreIdx{s, i};
+    }
+    if (lane == 0) {
+      shs[kWarps] = v.s;
+      shi[kWarps] = v.i;
+    }
+  }
+  __syncthreads();
+  v = ScoreIdx{shs[kWarps], shi[kWarps]};
+  __syncthreads();
+  return v;
+}
+
+// Exclusive prefix of v over the block in thread order; *total gets the block sum.
+__device__ unsigned long long block_excl_scan(unsigned long long v, unsigned long long* sh,
+                                              unsigned long long* total) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  unsigned long long x = v;
+  for (int o = 1; o < 32; o <<= 1) {
+    const unsigned long long y = __shfl_up_sync(kFull, x, o);
+    if (lane >= o) x += y;
+  }
+  if (lane == 31) sh[warp] = x;
+  __syncthreads();
+  if (warp == 0) {
+    unsigned long long w = lane < kWarps ? sh[lane] : 0ull;
+    for (int o = 1; o < 32; o <<= 1) {
+      const unsigned long long y = __shfl_up_sync(kFull, w, o);
+      if (lane >= o) w += y;
+    }
+    if (lane < kWarps) sh[lane] = w;
+  }
+  __syncthreads();
+  const unsigned long long before = warp > 0 ? sh[warp - 1] : 0ull;
+  *total = sh[kWarps - 1];
+  __syncthreads();
+  return before + x - v;
+}
+
+struct Shared {
+  RowPlan plan;
+  unsigned long long u[kWarps + 1];
+  float s[kWarps + 1];
+  int64_t i[kWarps + 1];
+  unsigned int hist[256];
+  int64_t found;
+  unsigned long long rest;
+  int last;
+};
+
+// First index in [begin, end) whose inclusive fixed-point prefix (from begin) exceeds t;
+// requires t < mass of the range. Threads own contiguous runs of kItems tokens.
+__device__ int64_t block_icdf_find(const RowPlan& pl, const VerifyArgs& a, const float* q,
+                                   const float* p, int64_t begin, int64_t end,
+                                   unsigned long long t, Shared& sh) {
+  for (int64_t seg = begin; seg < end; seg += kTile) {
+    const int64_t lo = seg + static_cast<int64_t>(threadIdx.x) * kItems;
+    const int64_t hi = min(lo + kItems, end);
+    unsigned long long own = 0;
+    for (int64_t i = lo; i < hi; ++i) own += fixed_weight(weight_at(pl, a, q, p, i));
+    unsigned long long segtot;
+    const unsigned long long excl = block_excl_scan(own, sh.u, &segtot);
+    if (t < segtot) {
+      if (excl <= t && t < excl + own) {
+        unsigned long long acc = excl;
+        for (int64_t i = lo; i < hi; ++i) {
+          acc += fixed_weight(weight_at(pl, a, q, p, i));
+          if (acc > t) {
+            sh.found = i;
+            break;
+          }
+        }
+      }
+      __syncthreads();
+      const int64_t r = sh.found;
+      __syncthreads();
+      return r;
+    }
+    t -= segtot;
+  }
+  return end - 1;  // unreachable when t < mass
+}
+
+// Samples the final token from the weights of plan `pl` over the whole row with one CTA.
+// Returns the token; *any tells whether any weight was positive.
+__device__ int64_t block_sample_row(const RowPlan& pl, const VerifyArgs& a, int64_t b, Shared& sh,
+                                    bool* any) {
+  const float* q = row_q(a, b, pl.row);
+  const float* p = row_p(a, pl, b);
+  const int64_t V = a.V;
+  if (a.noise_mode == kRace) {
+    const float* e = a.e_fin + b * V;
+    ScoreIdx best{-INFINITY, INT64_MAX};
+    for (int64_t i = threadIdx.x; i < V; i += kThreads) {
+      const float s = race_score(weight_at(pl, a, q, p, i), e[i]);
+      if (race_better(s, i, best.s, best.i)) best = ScoreIdx{s, i};
+    }
+    best = block_best(best, sh.s, sh.i);
+    *any = best.s > 0.0f;
+    return best.i;
+  }
+  unsigned long long m = 0;
+  for (int64_t i = threadIdx.x; i < V; i += kThreads) m += fixed_weight(weight_at(pl, a, q, p, i));
+  const unsigned long long total = block_sum(m, sh.u);
+  *any = total > 0;
+  if (total == 0) return 0;
+  return block_icdf_find(pl, a, q, p, 0, V, icdf_target(a.u_fin[b], total), sh);
+}
+
+// Sample with the empty-residual fallback to q (algorithms.md 0.5).
+__device__ int64_t block_sample_with_fallback(RowPlan pl, const VerifyArgs& a, int64_t b,
+                                              Shared& sh) {
+  bool any = false;
+  int64_t tok = block_sample_row(pl, a, b, sh, &any);
+  if (!any && pl.weights != kWQ) {
+    pl.weights = kWQ;
+    tok = block_sample_row(pl, a, b, sh, &any);
+  }
+  return tok;
+}
+
+__device__ void write_outputs(const VerifyArgs& a, int64_t b, const RowPlan& pl, int64_t token,
+                              Shared& sh) {
+  const int64_t k = a.k;
+  const int64_t* x = a.draft_tokens + b * k;
+  for (int64_t j = threadIdx.x; j <= k; j += kThreads) {
+    int64_t v;
+    if (pl.bad) v = -1;
+    else if (j < pl.pos) v = x[j];
+    else if (j == pl.pos) v = token;
+    else v = -1;
+    a.tokens[b * (k + 1) + j] = v;
+  }
+  if (threadIdx.x == 0) a.num_accepted[b] = pl.bad ? -1 : pl.pos;
+  if (a.num_zero_draft_prob) {  // live positions whose draft prob is 0 (a warning metric)
+    unsigned long long z = 0;
+    if (!pl.bad && a.draft_probs)
+      for (int64_t j = threadIdx.x; j < pl.n; j += kThreads)
+        z += a.draft_probs[(b * k + j) * a.V + x[j]] == 0.0f ? 1ull : 0ull;
+    z = block_sum(z, sh.u);
+    if (threadIdx.x == 0) a.num_zero_draft_prob[b] = pl.bad ? -1 : static_cast<int64_t>(z);
+  }
+}
+
+// Validates num_drafts and the draft ids of request b (whole block); returns n, sets *bad.
+__device__ int64_t block_validate(const VerifyArgs& a, int64_t b, Shared& sh, int32_t* bad) {
+  int64_t n = a.num_drafts ? a.num_drafts[b] : a.k;
+  int flag = (n < 0 || n > a.k) ? 1 : 0;
+  n = n < 0 ? 0 : (n > a.k ? a.k : n);
+  const int64_t* x = a.draft_tokens + b * a.k;
+  unsigned long long badc = 0;
+  for (int64_t j = threadIdx.x; j < n; j += kThreads) badc += (x[j] < 0 || x[j] >= a.V) ? 1 : 0;
+  badc = block_sum(badc, sh.u);
+  *bad = (flag || badc) ? 1 : 0;
+  return n;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Lazy strategies: sps, cactus, interp.
+
+// Warp 0 walks the acceptance chain (32 positions per round trip) and fills the plan.
+__device__ void plan_lazy(const VerifyArgs& a, int64_t b, RowPlan* plan) {
+  const int lane = threadIdx.x & 31;
+  const int64_t k = a.k, V = a.V;
+  int64_t n = a.num_drafts ? a.num_drafts[b] : k;
+  bool bad = n < 0 || n > k;
+  n = n < 0 ? 0 : (n > k ? k : n);
+  const int64_t* x = a.draft_tokens + b * k;
+  for (int64_t base = 0; base < n; base += 32) {
+    const int64_t j = base + lane;
+    const bool bj = j < n && (x[j] < 0 || x[j] >= V);
+    if (__ballot_sync(kFull, bj)) bad = true;
+  }
+  int64_t pos = n;
+  if (!bad) {
+    for (int64_t base = 0; base < n; base += 32) {
+      const int64_t j = base + lane;
+      bool rej = false;
+      if (j < n) {
+        const int64_t xj = x[j];
+        const float t = a.target_probs[(b * (k + 1) + j) * V + xj];
+        const float s = a.draft_probs ? a.draft_probs[(b * k + j) * V + xj] : 1.0f;
+        const float u = a.u_acc[b * k + j];
+        float target = t;
+        if (a.strategy == kCactus) target = cactus_row(t, a.cactus_delta).h;
+        else if (a.strategy == kInterp) target = interp_mix(t, s, a.interp_lambda, a.interp_rest);
+        rej = !accept_mul(u, s, target);
+      }
+      const unsigned m = __ballot_sync(kFull, rej);
+      if (m) {
+        pos = base + __ffs(m) - 1;
+        break;
+      }
+    }
+  }
+  if (lane == 0) {
+    RowPlan pl;
+    pl.n = n;
+    pl.pos = pos;
+    pl.bad = bad ? 1 : 0;
+    pl.cactus_h = pl.cactus_scale = pl.topk_theta = 0.0f;
+    if (!bad && pos < n) {
+      pl.row = pos;
+      pl.draft = x[pos];
+      pl.weights = a.strategy == kCactus ? kWCactus : kWSps;  // interp: SpS residual
+      if (a.strategy == kCactus) {
+        const CactusRow cr = cactus_row(a.target_probs[(b * (k + 1) + pos) * V + pl.draft],
+                                        a.cactus_delta);
+        pl.cactus_h = cr.h;
+        pl.cactus_scale = cr.scale;
+      }
+    } else {
+      pl.row = n;
+      pl.draft = -1;
+      pl.weights = kWQ;
+    }
+    *plan = pl;
+  }
+}
+
+__global__ void __launch_bounds__(kThreads)
+    lazy_kernel(VerifyArgs a, TilePartial* parts, int32_t* counters, int64_t T) {
+  __shared__ Shared sh;
+  const int64_t b = blockIdx.y, tile = blockIdx.x;
+  if (threadIdx.x < 32) plan_lazy(a, b, &sh.plan);
+  __syncthreads();
+  const RowPlan pl = sh.plan;
+  const float* q = row_q(a, b, pl.row);
+  const float* p = row_p(a, pl, b);
+  const int64_t begin = tile * kTile, end = min(begin + kTile, a.V);
+
+  TilePartial part{-2.0f, static_cast<int32_t>(begin), 0ull};
+  if (!pl.bad) {
+    if (a.noise_mode == kRace) {
+      const float* e = a.e_fin + b * a.V;
+      ScoreIdx best{-2.0f, INT64_MAX};
+#pragma unroll 4
+      for (int it = 0; it < kItems; ++it) {
+        const int64_t i = begin + it * kThreads + threadIdx.x;
+        if (i < end) {
+          const float s = race_score(weight_at(pl, a, q, p, i), e[i]);
+          if (race_better(s, i, best.s, best.i)) best = ScoreIdx{s, i};
+        }
+      }
+      best = block_best(best, sh.s, sh.i);
+      part.score = best.s;
+      part.index = static_cast<int32_t>(best.i);
+    } else {
+      unsigned long long m = 0;
+#pragma unroll 4
+      for (int it = 0; it < kItems; ++it) {
+        const int64_t i = begin + it * kThreads + threadIdx.x;
+        if (i < end) m += fixed_weight(weight_at(pl, a, q, p, i));
+      }
+      part.mass = block_sum(m, sh.u);
+    }
+  }
+  if (threadIdx.x == 0) {
+    parts[b * T + tile] = part;
+    __threadfence();
+    const int ticket = atomicAdd(&counters[b], 1);
+    sh.last = ticket == static_cast<int>(T - 1);
+  }
+  __syncthreads();
+  if (!sh.last) return;
+  __threadfence();
+
+  // Last CTA of request b: combine the T tile partials in tile order.
+  const TilePartial* rp = parts + b * T;
+  int64_t token = 0;
+  if (!pl.bad) {
+    if (a.noise_mode == kRace) {
+      ScoreIdx best{-INFINITY, INT64_MAX};
+      for (int64_t t = threadIdx.x; t < T; t += kThreads) {
+        const float s = __ldcg(&rp[t].score);
+        const int64_t i = __ldcg(&rp[t].index);
+        if (race_better(s, i, best.s, best.i)) best = ScoreIdx{s, i};
+      }
+      best = block_best(best, sh.s, sh.i);
+      token = best.i;
+      if (!(best.s > 0.0f) && pl.weights != kWQ) {
+        RowPlan fb = pl;
+        fb.weights = kWQ;
+        token = block_sample_with_fallback(fb, a, b, sh);
+      }
+    } else {
+      unsigned long long m = 0;
+      for (int64_t t = threadIdx.x; t < T; t += kThreads) m += __ldcg(&rp[t].mass);
+      const unsigned long long total = block_sum(m, sh.u);
+      if (total > 0) {
+        unsigned long long target = icdf_target(a.u_fin[b], total);
+        int64_t found_tile = -1;
+        for (int64_t base = 0; base < T; base += kThreads) {
+          const int64_t t = base + threadIdx.x;
+          const unsigned long long mt = t < T ? __ldcg(&rp[t].mass) : 0ull;
+          unsigned long long segtot;
+          const unsigned long long excl = block_excl_scan(mt, sh.u, &segtot);
+          if (target < segtot) {
+            if (excl <= target && target < excl + mt) {
+              sh.found = t;
+              sh.rest = target - excl;
+            }
+            __syncthreads();
+            found_tile = sh.found;
+            target = sh.rest;
+            __syncthreads();
+            break;
+          }
+          target -= segtot;
+        }
+        const int64_t lo = found_tile * kTile, hi = min(lo + kTile, a.V);
+        token = block_icdf_find(pl, a, q, p, lo, hi, target, sh);
+      } else if (pl.weights != kWQ) {
+        RowPlan fb = pl;
+        fb.weights = kWQ;
+        token = block_sample_with_fallback(fb, a, b, sh);
+      }
+    }
+  }
+  write_outputs(a, b, pl, token, sh);
+  if (threadIdx.x == 0) counters[b] = 0;  // ready for the next call or graph replay
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scan strategies: greedy, tas, topk. One CTA per (row, request).
+
+__device__ ScoreIdx block_argmax_row(const float* x, int64_t V, Shared& sh) {
+  ScoreIdx best{-INFINITY, INT64_MAX};
+  for (int64_t i = threadIdx.x; i < V; i += kThreads)
+    if (race_better(x[i], i, best.s, best.i)) best = ScoreIdx{x[i], i};
+  return block_best(best, sh.s, sh.i);
+}
+
+// K-th largest value of a non-negative row by 4 rounds of 8-bit radix select.
+__device__ float block_kth_largest(const float* q, int64_t V, int64_t K, Shared& sh) {
+  K = K < 1 ? 1 : (K > V ? V : K);
+  unsigned int prefix = 0, mask = 0;
+  unsigned long long kk = static_cast<unsigned long long>(K);
+  for (int shift = 24; shift >= 0; shift -= 8) {
+    sh.hist[threadIdx.x] = 0;  // kThreads == 256 bins
+    __syncthreads();
+    for (int64_t i = threadIdx.x; i < V; i += kThreads) {
+      const float v = q[i];
+      const unsigned int key = v > 0.0f ? __float_as_uint(v) : 0u;
+      if ((key & mask) == prefix) atomicAdd(&sh.hist[(key >> shift) & 255u], 1u);
+    }
+    __syncthreads();
+    if (threadIdx.x == 0) {
+      unsigned long long cum = 0;
+      int d = 255;
+      for (; d > 0; --d) {
+        if (cum + sh.hist[d] >= kk) break;
+        cum += sh.hist[d];
+      }
+      kk -= cum;
+      sh.rest = kk;
+      sh.found = d;
+    }
+    __syncthreads();
+    prefix |= static_cast<unsigned int>(sh.found) << shift;
+    mask |= 255u << shift;
+    kk = sh.rest;
+    __syncthreads();
+  }
+  return __uint_as_float(prefix);
+}
+
+__global__ void __launch_bounds__(kThreads)
+    scan_kernel(VerifyArgs a, RowResult* results, int32_t* counters) {
+  __shared__ Shared sh;
+  const int64_t j = blockIdx.x, b = blockIdx.y;
+  const int64_t k = a.k, V = a.V;
+  int64_t n = a.num_drafts ? a.num_drafts[b] : k;
+  n = n < 0 ? 0 : (n > k ? k : n);
+  const int64_t* x = a.draft_tokens + b * k;
+  const float* q = row_q(a, b, j);
+  RowResult res{0, 0, 0};
+  const bool drafted = j < n;
+  const int64_t xj = drafted ? x[j] : -1;
+  const bool work = j <= n && (!drafted || (xj >= 0 && xj < V));
+  if (work) {
+    res.valid = 1;
+    if (a.strategy == kGreedy) {
+      const float* src = a.target_logits ? a.target_logits + (b * (k + 1) + j) * V : q;
+      const ScoreIdx g = block_argmax_row(src, V, sh);
+      res.accept = drafted && g.i == xj;
+      res.token = g.i;
+    } else if (a.strategy == kTas) {
+      if (drafted || a.tas_bonus_argmax) {
+        unsigned long long h = 0;
+        ScoreIdx best{-INFINITY, INT64_MAX};
+        for (int64_t i = threadIdx.x; i < V; i += kThreads) {
+          const float v = q[i];
+          if (drafted) h += static_cast<unsigned long long>(entropy_term_fixed(v, entropy_log(v)));
+          if (race_better(v, i, best.s, best.i)) best = ScoreIdx{v, i};
+        }
+        best = block_best(best, sh.s, sh.i);
+        res.token = best.i;
+        if (drafted) {
+          const int64_t hf = static_cast<int64_t>(block_sum(h, sh.u));
+          const float tau = tas_threshold(entropy_from_fixed(hf), a.tas_eps, a.tas_alpha);
+          res.accept = q[xj] > tau;
+        }
+      } else {
+        RowPlan pl{};
+        pl.row = j;
+        pl.draft = -1;
+        pl.weights = kWQ;
+        res.token = block_sample_with_fallback(pl, a, b, sh);
+      }
+    } else {  // kTopk
+      RowPlan pl{};
+      pl.row = j;
+      pl.draft = -1;
+      pl.weights = kWQ;
+      bool accept = false;
+      if (drafted) {
+        const float t = q[xj];
+        unsigned long long c = 0;
+        for (int64_t i = threadIdx.x; i < V; i += kThreads) c += q[i] > t ? 1ull : 0ull;
+        c = block_sum(c, sh.u);
+        const unsigned long long K = static_cast<unsigned long long>(a.topk_k);
+        accept = t > 0.0f && c < K;
+        if (!accept) {
+          pl.topk_theta = block_kth_largest(q, V, a.topk_k, sh);
+          pl.draft = xj;
+          pl.weights = kWTopk;
+        }
+      }
+      res.accept = accept;
+      if (!accept) res.token = block_sample_with_fallback(pl, a, b, sh);
+    }
+  }
+  if (threadIdx.x == 0) {
+    results[b * (k + 1) + j] = res;
+    __threadfence();
+    const int ticket = atomicAdd(&counters[b], 1);
+    sh.last = ticket == static_cast<int>(k);
+  }
+  __syncthreads();
+  if (!sh.last) return;
+  __threadfence();
+
+  RowPlan pl{};
+  pl.n = block_validate(a, b, sh, &pl.bad);
+  const RowResult* rr = results + b * (k + 1);
+  if (threadIdx.x == 0) {
+    int64_t pos = pl.n;
+    for (int64_t i = 0; i < pl.n; ++i) {
+      if (!__ldcg(&rr[i].accept)) {
+        pos = i;
+        break;
+      }
+    }
+    sh.found = pos;
+    sh.rest = static_cast<unsigned long long>(__ldcg(&rr[pos].token));
+  }
+  __syncthreads();
+  pl.pos = sh.found;
+  write_outputs(a, b, pl, static_cast<int64_t>(sh.rest), sh);
+  if (threadIdx.x == 0) counters[b] = 0;
+}
+
+inline bool is_lazy(int32_t s) { return s == kSps || s == kCactus || s == kInterp; }
+
+}  // namespace
+}  // namespace specbench
+
+extern "C" int64_t specbench_verify_cuda_workspace_bytes(int64_t B, int64_t k, int64_t V) {
+  using namespace specbench;
+  const int64_t T = (V + kTile - 1) / kTile;
+  const int64_t per = T > k + 1 ? T : k + 1;
+  const int64_t n = B * per;
+  return 16 * (n > 0 ? n : 1);
+}
+
+#if !defined(SPECBENCH_CUDA_EMULATION)
+extern "C" int32_t specbench_verify_cuda(const specbench::VerifyArgs* args, void* workspace,
+                                         int32_t* counters, void* stream) {
+  using namespace specbench;
+  const VerifyArgs& a = *args;
+  if (a.B < 0 || a.k < 0 || a.V < 1 || a.B > 65535 || !workspace || !counters) return kBadArgs;
+  if (a.strategy < kGreedy || a.strategy > kInterp) return kBadArgs;
+  if (a.B == 0) return kOk;
+  cudaStream_t s = static_cast<cudaStream_t>(stream);
+  if (is_lazy(a.strategy)) {
+    const int64_t T = (a.V + kTile - 1) / kTile;
+    const dim3 grid(static_cast<unsigned>(T), static_cast<unsigned>(a.B));
+    lazy_kernel<<<grid, kThreads, 0, s>>>(a, static_cast<TilePartial*>(workspace), counters, T);
+  } else {
+    if (a.k + 1 > 2147483647) return kBadArgs;
+    const dim3 grid(static_cast<unsigned>(a.k + 1), static_cast<unsigned>(a.B));
+    scan_kernel<<<grid, kThreads, 0, s>>>(a, static_cast<RowResult*>(workspace), counters);
+  }
+  const cudaError_t err = cudaGetLastError();
+  return err == cudaSuccess ? kOk : kCudaError + static_cast<int32_t>(err);
+}
+#endif  // !SPECBENCH_CUDA_EMULATION

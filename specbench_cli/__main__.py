@@ -1,0 +1,3 @@
+from specbench_cli.cli import main
+
+main()

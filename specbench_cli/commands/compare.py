@@ -1,0 +1,294 @@
+"""`specbench compare`: show results files side by side and gate CI on regressions.
+
+This module owns the flags, the gate file (`--config gate.yaml`) and the three renderings of a
+`Verdict` (rich table, GitHub markdown, JSON); `specbench_cli/compare.py` owns the logic.
+Exit codes: 0 pass, 1 regression (`typer.Exit(EXIT_REGRESSION)`), 2 bad input (`BadInput`).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from enum import Enum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+import yaml
+from rich.markup import escape
+from rich.table import Table
+from rich.text import Text
+
+from specbench_cli.compare_metrics import parse_threshold, parse_thresholds
+from specbench_cli.console import err, out, warn
+from specbench_cli.errors import EXIT_REGRESSION, BadInput
+
+if TYPE_CHECKING:
+    from specbench_cli.compare import MetricChange, Verdict
+
+COMPARE_EXAMPLES = """
+The first path is the baseline, each further path a candidate.
+Exit code: 0 pass, 1 a gated metric got worse than its threshold, 2 bad input.
+
+Wall-clock changes whose paired-bootstrap interval over prompts contains 0
+are shown as "within noise" and do not fail a gate; gate on speedup (a ratio
+measured within each run) rather than tokens/s. Accepted tokens, acceptance,
+quality and divergence are deterministic under a fixed seed: gate them at 0%.
+
+Examples:
+
+  specbench compare runs/main runs/pr
+
+  specbench compare base/ current/ -t speedup=5% -t mean_accepted_tokens=2%
+
+  specbench compare baseline/ current/ --format markdown > comment.md
+
+  specbench compare baseline/ current/ --config gate.yaml
+"""
+
+
+class OutputFormat(str, Enum):
+    table = "table"
+    markdown = "markdown"
+    json = "json"
+
+
+PathsArg = Annotated[
+    list[str],
+    typer.Argument(
+        help="Results files or run folders: the baseline first, then one or more candidates.",
+        show_default=False,
+    ),
+]
+ThresholdOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--threshold",
+        "-t",
+        metavar="METRIC=PCT",
+        help="Fail (exit 1) when a candidate is worse than the baseline by more than PCT on "
+        "METRIC, e.g. speedup=5%. Repeatable; overrides the same metric in --config.",
+        show_default=False,
+    ),
+]
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        help="Gate file (YAML): thresholds: {METRIC: PCT}, and optionally allow_config_diff "
+        "and format. Flags override it.",
+        show_default=False,
+    ),
+]
+FormatOpt = Annotated[
+    OutputFormat | None,
+    typer.Option("--format", help="Output: table (default), markdown or json.", show_default=False),
+]
+AllowConfigDiffOpt = Annotated[
+    bool,
+    typer.Option(
+        "--allow-config-diff",
+        help="Compare runs whose sampling settings (temperature, top-k, top-p, k, "
+        "max-new-tokens, seed, target, draft) differ, with a warning.",
+    ),
+]
+
+# --- the gate file ---------------------------------------------------------------------------
+
+GATE_KEYS = ("thresholds", "allow_config_diff", "format")
+
+
+@dataclass(frozen=True)
+class GateFile:
+    """The settings of a `--config gate.yaml`."""
+
+    thresholds: dict[str, float]
+    allow_config_diff: bool = False
+    format: OutputFormat | None = None
+
+
+def _load_yaml(path: Path) -> Any:
+    """Parse a YAML file; any problem is one line of bad input naming the file."""
+    try:
+        return yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise BadInput(f"cannot read gate file {path}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or "syntax error"
+        raise BadInput(f"{path}: not valid YAML{where}: {problem}") from None
+
+
+def read_gate_file(path: Path) -> GateFile:
+    """Read and check a gate file: known keys only, thresholds as `METRIC: PCT%`."""
+    data = _load_yaml(path)
+    data = {} if data is None else data
+    if not isinstance(data, dict):
+        raise BadInput(f"{path}: expected a mapping with keys {', '.join(GATE_KEYS)}")
+    for key in data:
+        if key not in GATE_KEYS:
+            raise BadInput(f"{path}: unknown key {key!r} (known: {', '.join(GATE_KEYS)})")
+    thresholds = data.get("thresholds") or {}
+    if not isinstance(thresholds, dict):
+        raise BadInput(f"{path}: 'thresholds' must map metric names to percentages")
+    allow = data.get("allow_config_diff", False)
+    if not isinstance(allow, bool):
+        raise BadInput(f"{path}: 'allow_config_diff' must be true or false")
+    fmt = data.get("format")
+    if fmt is not None and (not isinstance(fmt, str) or fmt not in OutputFormat.__members__):
+        raise BadInput(f"{path}: 'format' must be one of {', '.join(OutputFormat.__members__)}")
+    try:
+        parsed = dict(parse_threshold(f"{metric}={pct}") for metric, pct in thresholds.items())
+    except BadInput as exc:
+        raise BadInput(f"{path}: {exc}") from None
+    return GateFile(parsed, allow, OutputFormat(fmt) if fmt else None)
+
+
+# --- rendering -------------------------------------------------------------------------------
+
+HEADERS = ["row", "metric", "baseline", "candidate", "change", "noise (95%)", "verdict"]
+STATUS_STYLE = {
+    "regression": "bold red",
+    "better": "green",
+    "worse": "yellow",
+    "within noise": "dim",
+    "same": "",
+    "n/a": "dim",
+}
+
+
+def _value(metric: str, value: float | None) -> str:
+    """A metric value in 4 significant digits; bytes in MiB, large numbers without exponent."""
+    if value is None:
+        return "—"
+    if metric == "peak_memory_bytes":
+        return f"{value / 2**20:,.1f} MiB"
+    return f"{value:,.0f}" if abs(value) >= 1e4 else f"{value:.4g}"
+
+
+def _change(change: MetricChange) -> str:
+    """The change in percent; tiny non-zero changes keep 2 significant digits, never "0.0%"."""
+    pct = change.change_pct
+    if pct is None:
+        return "from 0" if change.baseline == 0 else "—"
+    if pct == 0:
+        return "0%"
+    return f"{pct:+.2g}%" if abs(pct) < 0.05 else f"{pct:+.1f}%"
+
+
+def _noise(change: MetricChange) -> str:
+    """The bootstrap interval; "exact" for deterministic metrics; a dash when not assessed."""
+    if change.noise is not None:
+        return f"{change.noise.low_pct:+.1f}% .. {change.noise.high_pct:+.1f}%"
+    return "exact" if change.deterministic else "—"
+
+
+def _verdict_cell(change: MetricChange) -> str:
+    gate = "" if change.threshold_pct is None else f" (gate {change.threshold_pct:g}%)"
+    return change.status + gate
+
+
+def table_lines(verdict: Verdict) -> list[tuple[list[str], str]]:
+    """(cells, status) per metric of every row; the row label only on its first metric."""
+    many = len(verdict.candidates) > 1
+    lines = []
+    for row in verdict.rows:
+        label = f"{row.candidate}: {row.label}" if many else row.label
+        for i, change in enumerate(row.changes):
+            cells = [
+                label if i == 0 else "",
+                change.metric,
+                _value(change.metric, change.baseline),
+                _value(change.metric, change.candidate),
+                _change(change),
+                _noise(change),
+                _verdict_cell(change),
+            ]
+            lines.append((cells, change.status))
+    return lines
+
+
+def verdict_line(verdict: Verdict) -> str:
+    """One line: regression (with what failed), pass against the gates, or comparison only."""
+    if verdict.failures:
+        return f"regression ({len(verdict.failures)} beyond threshold): " + "; ".join(
+            verdict.failures
+        )
+    if verdict.thresholds:
+        gates = ", ".join(f"{metric} {pct:g}%" for metric, pct in verdict.thresholds.items())
+        return f"pass: no regression beyond the thresholds ({gates})"
+    return "no thresholds given: comparison only"
+
+
+def render_table(verdict: Verdict) -> None:
+    """A rich table on stdout, one section per row, coloured by status; then the verdict."""
+    title = f"{verdict.baseline} (baseline) vs {', '.join(verdict.candidates)}"
+    table = Table(title=title, title_justify="left")
+    for header in HEADERS:
+        table.add_column(header, justify="left" if header in ("row", "metric") else "right")
+    for cells, status in table_lines(verdict):
+        if cells[0] and table.row_count:
+            table.add_section()
+        table.add_row(*(Text(cell) for cell in cells), style=STATUS_STYLE[status])
+    out.print(table)
+    out.print(Text(verdict_line(verdict), style="bold red" if verdict.failures else "bold"))
+
+
+def _markdown_row(cells: list[str]) -> str:
+    return "| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |"
+
+
+def render_markdown(verdict: Verdict) -> None:
+    """A GitHub table for a pull-request comment, the verdict in bold above it."""
+    mark = "❌" if verdict.failures else "✅"
+    title = f"`{verdict.baseline}` (baseline) vs `{'`, `'.join(verdict.candidates)}`"
+    lines = [f"{mark} **specbench compare**: {verdict_line(verdict)}", "", title, ""]
+    lines.append(_markdown_row(HEADERS))
+    lines.append(_markdown_row(["---"] * len(HEADERS)))
+    lines += [_markdown_row(cells) for cells, _ in table_lines(verdict)]
+    if verdict.warnings:
+        lines += ["", *(f"- warning: {w}" for w in verdict.warnings)]
+    out.out("\n".join(lines), highlight=False)
+
+
+def render_json(verdict: Verdict) -> None:
+    """One JSON document on stdout: the whole verdict, for other tools."""
+    document = {"passed": verdict.passed, **asdict(verdict)}
+    out.out(json.dumps(document, indent=2, allow_nan=False), highlight=False)
+
+
+RENDERERS = {
+    OutputFormat.table: render_table,
+    OutputFormat.markdown: render_markdown,
+    OutputFormat.json: render_json,
+}
+
+
+# --- the command -----------------------------------------------------------------------------
+
+
+def compare(
+    paths: PathsArg,
+    threshold: ThresholdOpt = None,
+    config: ConfigOpt = None,
+    output_format: FormatOpt = None,
+    allow_config_diff: AllowConfigDiffOpt = False,
+) -> None:
+    """Compare results files side by side; with --threshold, gate CI on regressions."""
+    from specbench_cli.compare import compare_runs  # numpy: keep `specbench --help` instant
+
+    gate = read_gate_file(config) if config else GateFile({})
+    thresholds = {**gate.thresholds, **parse_thresholds(threshold or [])}
+    verdict = compare_runs(paths, thresholds, allow_config_diff or gate.allow_config_diff)
+    output_format = output_format or gate.format or OutputFormat.table
+    RENDERERS[output_format](verdict)
+    for message in verdict.warnings:
+        warn(escape(message))
+    if verdict.failures:
+        if output_format is not OutputFormat.table:  # stdout went to a file: say why here
+            err.print(Text(verdict_line(verdict)), soft_wrap=True)
+        raise typer.Exit(EXIT_REGRESSION)
+
+
+compare.__doc__ = (compare.__doc__ or "") + "\n" + COMPARE_EXAMPLES

@@ -1,0 +1,82 @@
+"""A separate, smaller draft model with its own KV cache (algorithms.md 3.1).
+
+Drafting runs k autoregressive steps of the draft model under the same logit processing as the
+target; each token is drawn from the recorded `p_j` (or is the argmax in greedy mode, reported as
+one-hot). Cache rule: before drafting, crop the draft cache to the longest prefix it shares with
+the committed context (never past the pending last token), then feed the missing committed
+tokens in one forward: one token after a rejection, two after full acceptance.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import torch
+
+from specbench_cli.drafters import Draft
+from specbench_cli.kvcache import crop_to
+from specbench_cli.sampling import SamplingConfig, process_logits, to_probs
+
+
+class DraftModelDrafter:
+    name = "model"
+    PARAMS: dict[str, Any] = {}
+
+    def __init__(self, model: Any, sampling: SamplingConfig, vocab_size: int, sync, **_: Any):
+        self.model = model
+        self.device = model.get_input_embeddings().weight.device
+        self.sampling = sampling
+        self.vocab_size = vocab_size  # logits are cut to the ids target and draft share
+        self.sync = sync  # device synchronisation for honest timing
+        self.params: dict[str, Any] = {}
+        self.reset(0)
+
+    def reset(self, seed: int) -> None:
+        from transformers import DynamicCache
+
+        self.cache = DynamicCache()
+        self.cached: list[int] = []  # token ids whose KV entries are in the cache
+        self.generator = torch.Generator(device=self.device).manual_seed(seed)
+
+    def _sync_cache(self, context: list[int]) -> None:
+        keep = min(len(self.cached), len(context) - 1)
+        while keep > 0 and self.cached[keep - 1] != context[keep - 1]:
+            keep -= 1
+        if keep < len(self.cached):
+            crop_to(self.cache, keep)
+            del self.cached[keep:]
+
+    def _forward(self, ids: list[int]) -> torch.Tensor:
+        inp = torch.tensor([ids], device=self.device)
+        out = self.model(input_ids=inp, past_key_values=self.cache, use_cache=True,
+                         logits_to_keep=1)
+        self.cached.extend(ids)
+        return out.logits[0, -1, : self.vocab_size]
+
+    @torch.inference_mode()
+    def propose(self, context: list[int], k: int) -> Draft:
+        if k <= 0:
+            return Draft([], None)
+        self.sync()
+        start = time.perf_counter()
+        self._sync_cache(context)
+        feed = context[len(self.cached) :]
+        tokens: list[int] = []
+        rows: list[torch.Tensor] = []
+        for _ in range(k):
+            logits = process_logits(self._forward(feed), self.sampling)
+            if self.sampling.greedy:
+                tok = int(logits.argmax())
+            else:
+                probs = to_probs(logits, self.sampling)
+                tok = int(torch.multinomial(probs, 1, generator=self.generator))
+                rows.append(probs)
+            tokens.append(tok)
+            feed = [tok]
+        probs = torch.stack(rows) if rows else None
+        self.sync()
+        return Draft(tokens, probs, forward_s=time.perf_counter() - start)
+
+    def observe(self, num_accepted: int) -> None:
+        pass

@@ -1,0 +1,172 @@
+"""Per-prompt records -> aggregate rows. Pure functions over counts; conventions in results.py.
+
+Counts are summed first and divided last (never a mean of per-prompt means), so a long prompt
+weighs by its tokens and steps. Speedup pairs each strategy with the baseline on the prompts
+that finished under both, and its interval resamples those prompts (paired bootstrap).
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+from typing import Any
+
+import numpy as np
+
+from specbench_cli.results import BASELINE, PromptRecord, ResultRow
+
+BOOTSTRAP_RESAMPLES = 2000
+
+
+def _ok(records: list[PromptRecord]) -> list[PromptRecord]:
+    return [r for r in records if r.get("status") == "ok"]
+
+
+def acceptance_counts(records: list[PromptRecord], k: int) -> dict[str, Any]:
+    """Step-weighted acceptance figures over all speculative steps of the given records."""
+    steps = drafted = accepted = emitted = 0
+    pos_drafted = [0] * k
+    pos_accepted = [0] * k
+    for r in records:
+        for a, n in zip(r.get("accepted_lengths", []), r.get("drafted_lengths", []), strict=True):
+            steps += 1
+            drafted += n
+            accepted += a
+            for i in range(min(n, k)):
+                pos_drafted[i] += 1
+                pos_accepted[i] += i < a
+    forward = sum(r.get("target_forward_passes", 0) for r in records)
+    emitted = sum(r.get("new_tokens", 0) for r in records)
+    return {
+        # tokens per target forward pass; the prefill pass emits the first token
+        "mean_accepted_tokens": emitted / forward if forward else 0.0,
+        "acceptance_rate": accepted / drafted if drafted else None,
+        "per_position_acceptance": [
+            a / d if d else 0.0 for a, d in zip(pos_accepted, pos_drafted, strict=True)
+        ],
+        "target_forward_passes": forward,
+        "steps": steps,
+    }
+
+
+def tokens_per_second(records: list[PromptRecord]) -> float:
+    wall = sum(r["wall_s"] for r in records)
+    return sum(r["new_tokens"] for r in records) / wall if wall > 0 else 0.0
+
+
+def paired_speedup_ci(
+    strategy: list[PromptRecord], baseline: list[PromptRecord], seed: int = 0
+) -> list[float]:
+    """95% bootstrap interval of (sum tokens / sum time) ratios over prompts paired by id."""
+    if len(strategy) < 2:
+        return []
+    tok_s = np.array([r["new_tokens"] for r in strategy], dtype=float)
+    wall_s = np.array([r["wall_s"] for r in strategy], dtype=float)
+    tok_b = np.array([r["new_tokens"] for r in baseline], dtype=float)
+    wall_b = np.array([r["wall_s"] for r in baseline], dtype=float)
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(strategy), size=(BOOTSTRAP_RESAMPLES, len(strategy)))
+    ratio = (tok_s[idx].sum(1) / wall_s[idx].sum(1)) / (tok_b[idx].sum(1) / wall_b[idx].sum(1))
+    low, high = np.quantile(ratio, [0.025, 0.975])
+    return [float(low), float(high)]
+
+
+def aggregate(
+    records: list[PromptRecord], strategy_info: dict[str, dict[str, Any]], k: int
+) -> list[ResultRow]:
+    """One row per (suite, category?, strategy, drafter); categories only when a suite has >1."""
+    groups: dict[tuple, list[PromptRecord]] = defaultdict(list)
+    for r in records:
+        groups[(r["suite"], None, r["strategy"], r["drafter"])].append(r)
+    categories = defaultdict(set)
+    for r in records:
+        categories[r["suite"]].add(r.get("category") or r["suite"])
+    for r in records:
+        if len(categories[r["suite"]]) > 1:
+            groups[(r["suite"], r.get("category"), r["strategy"], r["drafter"])].append(r)
+
+    rows: list[ResultRow] = []
+    for (suite, category, strategy, drafter), group in groups.items():
+        base_key = (suite, category, BASELINE, "none")
+        baseline = {r["prompt_id"]: r for r in _ok(groups.get(base_key, []))}
+        ok = _ok(group)
+        paired = [r for r in ok if r["prompt_id"] in baseline]
+        base_paired = [baseline[r["prompt_id"]] for r in paired]
+        info = strategy_info.get(strategy, {"name": strategy, "params": {}})
+        tps = tokens_per_second(paired) if paired else 0.0
+        base_tps = tokens_per_second(base_paired) if base_paired else 0.0
+        counts = acceptance_counts(ok, k)
+        wall = sum(r["wall_s"] for r in ok)
+        row: ResultRow = {
+            "strategy": strategy,
+            "strategy_name": info["name"],
+            "params": info["params"],
+            "drafter": drafter,
+            "suite": suite,
+            "category": category,
+            "num_prompts": len(ok),
+            "num_failed": len(group) - len(ok),
+            "new_tokens": sum(r["new_tokens"] for r in ok),
+            "wall_s": wall,
+            "tokens_per_second": tps,
+            "baseline_tokens_per_second": base_tps,
+            "speedup": tps / base_tps if base_tps else 0.0,
+            "speedup_ci": [] if strategy == BASELINE else paired_speedup_ci(paired, base_paired),
+            "mean_accepted_tokens": counts["mean_accepted_tokens"],
+            "acceptance_rate": counts["acceptance_rate"],
+            "per_position_acceptance": counts["per_position_acceptance"]
+            if strategy != BASELINE else [],
+            "target_forward_passes": counts["target_forward_passes"],
+            "time_to_first_token_s": statistics.median(r["ttft_s"] for r in ok) if ok else 0.0,
+            "peak_memory_bytes": max((r["peak_memory_bytes"] for r in ok), default=0),
+            "draft_time_share": sum(r["draft_s"] for r in ok) / wall if wall else 0.0,
+            "divergence": _divergence(ok),
+            "quality": _quality(ok),
+            "quality_delta": {} if strategy == BASELINE else _quality_delta(paired, baseline),
+        }
+        rows.append(row)
+    rows.sort(key=lambda r: (r["suite"], r["category"] or "", r["strategy"] != BASELINE,
+                             r["strategy"], r["drafter"]))
+    return rows
+
+
+def _divergence(records: list[PromptRecord]) -> dict[str, float]:
+    """Mean KL(pi || q) and TV(pi, q) per emitted token (bonus positions and baseline add 0)."""
+    tokens = sum(r["new_tokens"] for r in records)
+    if not tokens:
+        return {"kl": 0.0, "tv": 0.0}
+    return {
+        "kl": sum(r.get("kl_sum", 0.0) for r in records) / tokens,
+        "tv": sum(r.get("tv_sum", 0.0) for r in records) / tokens,
+    }
+
+
+def _quality(records: list[PromptRecord]) -> dict[str, float]:
+    """Mean score per metric over the records that have one (None = not scorable)."""
+    values: dict[str, list[float]] = defaultdict(list)
+    for r in records:
+        for metric, value in (r.get("scores") or {}).items():
+            if value is not None:
+                values[metric].append(float(value))
+    return {m: sum(v) / len(v) for m, v in sorted(values.items())}
+
+
+def _quality_delta(
+    records: list[PromptRecord], baseline: dict[str, PromptRecord]
+) -> dict[str, dict[str, float]]:
+    """Strategy minus baseline per metric, 95% paired bootstrap over prompts (same prompts,
+    same seeds). `significant` is 1.0 when the interval excludes zero."""
+    from specbench_cli.quality import paired_bootstrap
+
+    metrics = sorted({m for r in records for m in (r.get("scores") or {})})
+    out: dict[str, dict[str, float]] = {}
+    for metric in metrics:
+        base = [(baseline[r["prompt_id"]].get("scores") or {}).get(metric) for r in records]
+        mine = [(r.get("scores") or {}).get(metric) for r in records]
+        try:
+            delta, low, high = paired_bootstrap(base, mine)
+        except ValueError:  # no prompt scored on both sides
+            continue
+        out[metric] = {"value": delta, "low": low, "high": high,
+                       "significant": float(low > 0 or high < 0)}
+    return out

@@ -1,0 +1,47 @@
+"""Greedy verification for temperature 0: algorithms.md 1.1.
+
+Owns the argmax rule. A draft is accepted while it equals the target argmax (lowest id on ties);
+the emitted token is the target argmax at the first mismatch, or at the bonus row when every
+draft matched. The argmax is taken on `target_logits` when given, the same float32 values the
+autoregressive baseline takes its argmax of, because softmax rounding can merge two nearly equal
+logits and change which id wins. Consumes no randomness, so `noise` may be None.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from .base import Noise, Step, Strategy, as_pair, gather_rows
+
+
+class Greedy(Strategy):
+    """Greedy verification: accept drafts equal to the target argmax (temperature 0)."""
+
+    name = "greedy"
+    LOSSLESS = True  # with respect to greedy decoding: pi = one-hot(argmax q), the AR choice
+
+    @property
+    def uses_noise(self) -> bool:
+        return False
+
+    @staticmethod
+    def _scores(step: Step) -> Tensor:  # [B, k+1, V]
+        return step.target_probs if step.target_logits is None else step.target_logits
+
+    def accept(self, step: Step) -> Tensor:
+        k = step.draft_tokens.shape[1]
+        return step.draft_tokens == self._scores(step)[:, :k].argmax(-1)
+
+    def emit(
+        self, step: Step, num_accepted: Tensor, is_bonus: Tensor, noise: Noise | None
+    ) -> Tensor:
+        return gather_rows(self._scores(step), num_accepted).argmax(-1)
+
+    def output_distribution(self, q: Tensor, p: Tensor) -> Tensor:
+        q, _ = as_pair(q, p)
+        return torch.zeros_like(q).index_fill_(0, q.argmax(), 1.0)
+
+    def acceptance_probability(self, q: Tensor, p: Tensor) -> float:
+        q, p = as_pair(q, p)
+        return float(p[q.argmax()])

