@@ -12,6 +12,7 @@ import sys
 import typer
 
 from specbench_cli import __version__
+from specbench_cli.commands import kernels as kernels_cmd
 from specbench_cli.commands import suites as suites_cmd
 from specbench_cli.commands.compare import compare as compare_cmd
 from specbench_cli.commands.run import run as run_cmd
@@ -28,6 +29,7 @@ app = typer.Typer(
 app.command("run")(run_cmd)
 app.command("strategies")(strategies_cmd)
 app.add_typer(suites_cmd.app, name="suites")
+app.add_typer(kernels_cmd.app, name="kernels")
 app.command("compare")(compare_cmd)
 
 

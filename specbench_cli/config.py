@@ -36,6 +36,7 @@ class RunConfig:
     dtype: str = "auto"
     trust_remote_code: bool = False
     chat_template: bool = True
+    backend: str = "auto"  # verify kernels: auto | torch | cpu | cuda (auto: fastest available)
     warmup: int = 1  # untimed warm-up generations per engine
     audit: bool = True  # divergence audit of lossy strategies (untimed)
     output: str | None = None  # run folder; None -> runs/<timestamp>
@@ -122,6 +123,8 @@ def validate(cfg: RunConfig) -> None:
         (isinstance(cfg.warmup, int) and cfg.warmup >= 0, f"warmup must be >= 0 (got {cfg.warmup})"),
         (cfg.dtype in ("auto", "float32", "bfloat16", "float16"),
          f"--dtype must be auto, float32, bfloat16 or float16 (got {cfg.dtype})"),
+        (cfg.backend in ("auto", "torch", "cpu", "cuda"),
+         f"--backend must be auto, torch, cpu or cuda (got {cfg.backend})"),
         (bool(cfg.strategies), "at least one --strategy is needed"),
         (bool(cfg.suites), "at least one --suite is needed"),
     ]

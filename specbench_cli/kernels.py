@@ -15,9 +15,11 @@ The CPU twin and the binding build with `torch.utils.cpp_extension.load` (g++, ~
 the CUDA library is built by `nvcc` directly and loaded with ctypes only when CUDA is present,
 its launcher address and the current stream are passed to the binding as integers.
 
-Nothing happens at import. Set `SPECBENCH_KERNELS=off` to disable the compiled backends (tests
-use it to check the fallback); without a compiler the backends warn once and fall back to the
-reference.
+`cpu_backend`, `cuda_backend` and `auto_backend` have the signature of
+`strategies.base.verify_with_noise` and are meant as its `BACKENDS` entries; they fall back to
+the reference when the kernel is unavailable. Nothing happens at import. Set
+`SPECBENCH_KERNELS=off` to disable the compiled backends; without a compiler they warn once and
+fall back to the reference.
 
     >>> tokens, num_accepted = verify("sps", {}, q, p, x, Noise.draw(g, B, k, V), backend="cpu")
 """
@@ -40,6 +42,8 @@ if TYPE_CHECKING:
 
     from specbench_cli.strategies.base import Noise, Strategy, VerifyResult
 
+_DTYPES: tuple = ()  # (torch.float32, torch.int64), filled on first use (no torch at import)
+_VerifyResult: Any = None  # strategies.base.VerifyResult, imported on first use
 STRATEGY_IDS = {"greedy": 0, "sps": 1, "tas": 2, "cactus": 3, "topk": 4, "interp": 5}
 NOISE_IDS = {"race": 0, "icdf": 1}
 BACKENDS = ("auto", "torch", "cpu", "cuda")
@@ -93,6 +97,17 @@ def _warn(message: str) -> None:
     warn(message)
 
 
+@functools.cache
+def _warn_once(message: str) -> None:
+    _warn(message)
+
+
+def _note(message: str) -> None:
+    from specbench_cli.console import err
+
+    err.print(message, style="dim", highlight=False)
+
+
 def _sources_hash(names: tuple[str, ...]) -> str:
     digest = hashlib.sha256()
     for name in (*names, "verify.h"):
@@ -115,6 +130,8 @@ def _cpu_ops() -> Any | None:
 
         build = cache_dir() / "cpu"
         build.mkdir(parents=True, exist_ok=True)
+        if not any(build.glob("*.so")):
+            _note("compiling the cpu verify kernel (first use, ~15 s)")
         cflags = list(CPU_CFLAGS)
         if platform.machine() in ("x86_64", "AMD64"):
             cflags.append("-march=x86-64-v2")  # portable across CI and dev machines
@@ -132,7 +149,7 @@ def _cpu_ops() -> Any | None:
         return ops
     except Exception as exc:  # compiler errors, missing headers, a broken cache
         reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
-        _warn(f"could not build the cpu verify kernel ({reason[:160]}); using the PyTorch reference")
+        _warn(f"could not build the cpu verify kernel ({reason[:160]}); using the reference")
         return None
 
 
@@ -176,7 +193,7 @@ def build_cuda_library(out: Path, archs: tuple[str, ...] = BASE_ARCHS) -> Path:
 
 @functools.cache
 def _cuda_lib() -> _CudaLib | None:
-    """Build (first use) and load the CUDA library; None when CUDA, nvcc or the binding is absent."""
+    """Build (first use) and load the CUDA library; None without CUDA, nvcc or the binding."""
     if not kernels_enabled():
         return None
     import torch
@@ -191,6 +208,7 @@ def _cuda_lib() -> _CudaLib | None:
     path = cache_dir() / "cuda" / name
     try:
         if not path.exists():
+            _note("compiling the cuda verify kernel with nvcc (first use, ~30 s)")
             build_cuda_library(path, archs)
         return _CudaLib(path)
     except subprocess.CalledProcessError as exc:
@@ -230,7 +248,7 @@ def resolve_backend(backend: str, device: torch.device | str | None = None) -> s
         raise ValueError(f"backend {backend!r} cannot run on tensors on {dev}")
     available = cpu_kernel_available() if backend == "cpu" else cuda_kernel_available()
     if not available and backend == "cuda" and kernels_enabled():
-        _warn("the cuda verify kernel is unavailable; using the PyTorch reference")
+        _warn_once("the cuda verify kernel is unavailable; using the PyTorch reference")
     return backend if available else "torch"
 
 
@@ -254,16 +272,26 @@ def _call(
     """Run a compiled backend; returns (tokens, num_accepted, num_zero_draft_prob)."""
     import torch
 
+    global _DTYPES
+    if not _DTYPES:
+        _DTYPES = (torch.float32, torch.int64)
     mode = "race" if noise is None else noise.mode
+    tensors = (
+        target_probs,
+        draft_probs,
+        draft_tokens,
+        None if noise is None else noise.u_acc,
+        None if noise is None else noise.e_fin,
+        None if noise is None else noise.u_fin,
+        num_drafts,
+        target_logits,
+    )
+    for t in tensors:
+        if t is not None and not (t.dtype in _DTYPES and t.is_contiguous()):
+            tensors = tuple(_dense(t) for t in tensors)  # rare: checked inputs are float32
+            break
     args = (
-        target_probs.float().contiguous(),
-        None if draft_probs is None else draft_probs.float().contiguous(),
-        draft_tokens.long().contiguous(),
-        None if noise is None else noise.u_acc.contiguous(),
-        None if noise is None or noise.e_fin is None else noise.e_fin.contiguous(),
-        None if noise is None or noise.u_fin is None else noise.u_fin.contiguous(),
-        None if num_drafts is None else num_drafts.long().contiguous(),
-        None if target_logits is None else target_logits.float().contiguous(),
+        *tensors,
         STRATEGY_IDS[name],
         NOISE_IDS[mode],
         float(params.get("delta", 0.0)),
@@ -283,6 +311,14 @@ def _call(
     counters = lib.counters_for(target_probs.device, B)
     stream = torch.cuda.current_stream(target_probs.device).cuda_stream
     return _cpu_ops().verify_cuda.default(*args, workspace, counters, lib.launcher, stream)
+
+
+def _dense(t: torch.Tensor | None) -> torch.Tensor | None:
+    """float32 (probabilities, logits, noise) or int64 (ids, counts), contiguous."""
+    if t is None:
+        return None
+    t = t.float() if t.is_floating_point() else t.long()
+    return t.contiguous()
 
 
 def verify(
@@ -333,16 +369,29 @@ def backend_verify(
 ) -> VerifyResult:
     """Drop-in for `strategies.base.verify_with_noise` (the `BACKENDS` signature) that runs the
     compiled kernel for `strategy.name` / `strategy.params`, or the reference if unavailable."""
-    from specbench_cli.strategies.base import VerifyResult, verify_with_noise
+    global _VerifyResult
+    if _VerifyResult is None:
+        from specbench_cli.strategies.base import VerifyResult
 
-    if strategy.name not in STRATEGY_IDS or resolve_backend(backend, target_probs.device) == "torch":
+        _VerifyResult = VerifyResult
+    if backend == "cpu" and target_probs.device.type == "cpu" and _cpu_ops() is not None:
+        resolved = "cpu"  # the common case, without resolve_backend's checks
+    else:
+        resolved = resolve_backend(backend, target_probs.device)
+    if strategy.name not in STRATEGY_IDS or resolved == "torch":
+        from specbench_cli.strategies.base import verify_with_noise
+
         return verify_with_noise(
             strategy, target_probs, draft_probs, draft_tokens, noise, target_logits, num_drafts
         )
-    tokens, num_accepted, zero = _call(strategy.name, strategy.params, target_probs, draft_probs,
-                                       draft_tokens, noise, num_drafts, target_logits, backend)  # fmt: skip
-    return VerifyResult(tokens, num_accepted, zero)
+    tokens, num_accepted, zero = _call(
+        strategy.name, strategy.params, target_probs, draft_probs, draft_tokens, noise,
+        num_drafts, target_logits, resolved,
+    )  # fmt: skip
+    return _VerifyResult(tokens, num_accepted, zero)
 
 
+# Entries for strategies.base.BACKENDS (same signature as verify_with_noise).
 cpu_backend = functools.partial(backend_verify, backend="cpu")
 cuda_backend = functools.partial(backend_verify, backend="cuda")
+auto_backend = functools.partial(backend_verify, backend="auto")  # per call, by tensor device

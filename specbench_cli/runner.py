@@ -214,7 +214,7 @@ def build_contenders(cfg: RunConfig, target: Any, draft: Any, vocab: int) -> lis
     from specbench_cli.drafters import drafter_class, parse_drafter_spec
     from specbench_cli.engine import Engine, device_sync
     from specbench_cli.sampling import SamplingConfig
-    from specbench_cli.strategies import parse_strategy_spec
+    from specbench_cli.strategies import get_strategy, parse_strategy_spec
 
     sampling = SamplingConfig(cfg.temperature, cfg.top_k, cfg.top_p)
     eos = eos_ids(target)
@@ -222,7 +222,8 @@ def build_contenders(cfg: RunConfig, target: Any, draft: Any, vocab: int) -> lis
     name, params = parse_drafter_spec(cfg.effective_drafter())
     label = cfg.effective_drafter()
     for spec in cfg.strategies:
-        strategy = parse_strategy_spec(spec)
+        parsed = parse_strategy_spec(spec)
+        strategy = get_strategy(parsed.name, backend=cfg.backend, **parsed.params)
         if name == "model":
             drafter = drafter_class(name)(draft.model, sampling, vocab, device_sync(draft.device))
         else:
@@ -252,6 +253,7 @@ def execute(cfg: RunConfig, progress: Any = None) -> tuple[Path, ResultsFile, bo
     """Run everything; return (run folder, results, interrupted). Bad input raises first."""
     from specbench_cli.metrics import aggregate
     from specbench_cli.models import check_pair, check_spec, load_model
+    from specbench_cli.kernels import resolve_backend
     from specbench_cli.suites import load_suite
 
     suites = [load_suite(s, cfg.limit) for s in cfg.suites]
@@ -264,6 +266,10 @@ def execute(cfg: RunConfig, progress: Any = None) -> tuple[Path, ResultsFile, bo
     vocab = check_pair(target, draft) if draft else target.vocab_size
     contenders = build_contenders(cfg, target, draft, vocab)
     env = environment(target.device)
+    try:
+        env["verify_backend"] = resolve_backend(cfg.backend, target.device)
+    except ValueError as exc:
+        raise BadInput(f"--backend: {exc}") from None
 
     first = suites[0].prompts[0] if suites and suites[0].prompts else None
     for c in contenders:  # warm-up: allocator, kernels, caches; untimed and not recorded

@@ -227,6 +227,18 @@ def test_lossy_law_differs_somewhere(spec: str) -> None:
     assert max(gaps) > 1e-3
 
 
+def test_interp_and_cactus_limits() -> None:
+    q, p = torch.tensor([0.7, 0.3, 0.0]), torch.tensor([0.1, 0.3, 0.6])
+    full = get_strategy("interp", alpha=1.0)
+    torch.testing.assert_close(full.output_distribution(q, p), p.double())
+    assert full.acceptance_probability(q, p) == pytest.approx(1.0)
+    h, s = boost(torch.tensor([0.25, 1.0, 0.0]), 0.5)  # 0.25 + sqrt(0.1875); one-hot; zero
+    torch.testing.assert_close(h, torch.tensor([0.25 + math.sqrt(0.1875), 1.0, 0.0]))
+    torch.testing.assert_close(s, torch.tensor([(0.75 - math.sqrt(0.1875)) / 0.75, 0.0, 1.0]))
+    assert get_strategy("cactus", delta=0.0).lossless and not get_strategy("cactus").lossless
+    assert get_strategy("interp", alpha=0.0).lossless and not get_strategy("interp").lossless
+
+
 # -- Cactus (6.3) -----------------------------------------------------------------------------
 
 

@@ -23,19 +23,13 @@ from specbench_cli.strategies import (
     strategy_class,
 )
 from specbench_cli.strategies.base import sample_from_weights
-from specbench_cli.strategies.cactus import boost
 
 ALL = ["greedy", "sps", "tas", "cactus", "topk", "interp"]
 
 
-def race_noise(u_acc, e_fin) -> Noise:
-    return Noise(torch.tensor(u_acc, dtype=torch.float32), "race",
-                 e_fin=torch.tensor(e_fin, dtype=torch.float32))  # fmt: skip
-
-
-def icdf_noise(u_acc, u_fin) -> Noise:
-    return Noise(torch.tensor(u_acc, dtype=torch.float32), "icdf",
-                 u_fin=torch.tensor(u_fin, dtype=torch.float32))  # fmt: skip
+def make_noise(mode: str, u_acc, final) -> Noise:
+    u, f = torch.tensor(u_acc, dtype=torch.float32), torch.tensor(final, dtype=torch.float32)
+    return Noise(u, mode, e_fin=f) if mode == "race" else Noise(u, mode, u_fin=f)
 
 
 def probs(*rows) -> torch.Tensor:
@@ -65,15 +59,15 @@ def greedy_target():
                   [0.1, 0.1, 0.1, 0.7], [0.1, 0.6, 0.2, 0.1]])  # fmt: skip
 
 
-@pytest.mark.parametrize(
-    ("drafts", "accepted", "tokens"),
-    [
-        ([2, 0, 3], 3, [2, 0, 3, 1]),  # perfect match: bonus = argmax of the bonus row
-        ([2, 1, 3], 1, [2, 0, -1, -1]),  # tie row: draft 1 loses to the lowest id 0
-        ([0, 0, 3], 0, [2, -1, -1, -1]),  # first-position mismatch
-        ([2, 0, 2], 2, [2, 0, 3, -1]),  # late mismatch
-    ],
-)
+GREEDY_TABLE = [  # drafts, accepted, tokens
+    ([2, 0, 3], 3, [2, 0, 3, 1]),  # perfect match: bonus = argmax of the bonus row
+    ([2, 1, 3], 1, [2, 0, -1, -1]),  # tie row: draft 1 loses to the lowest id 0
+    ([0, 0, 3], 0, [2, -1, -1, -1]),  # first-position mismatch
+    ([2, 0, 2], 2, [2, 0, 3, -1]),  # late mismatch
+]
+
+
+@pytest.mark.parametrize(("drafts", "accepted", "tokens"), GREEDY_TABLE)
 def test_greedy_table(drafts, accepted, tokens) -> None:
     s = get_strategy("greedy")
     x = torch.tensor([drafts])
@@ -111,7 +105,7 @@ def test_accept_is_strict_u_times_p_below_t() -> None:
     x = torch.tensor([[0], [0], [2], [2]])
     below_half = 0.5 - 2.0**-25  # the float32 just below 0.5
     # rows: u*p == q rejects; just below accepts; p(x) = 0 with q > 0 accepts; q(x) = 0 at u = 0
-    noise = race_noise([[0.5], [below_half], [0.99], [0.0]], [[1.0] * 4] * 4)
+    noise = make_noise("race", [[0.5], [below_half], [0.99], [0.0]], [[1.0] * 4] * 4)
     r = get_strategy("sps").verify_with_noise(target, draft, x, noise)
     assert r.num_accepted.tolist() == [0, 1, 1, 0]
     assert r.num_zero_draft_prob.tolist() == [0, 0, 1, 0]
@@ -126,23 +120,25 @@ def test_empty_residual_falls_back_to_the_target(spec: str, mode: str) -> None:
     draft = probs([[0.5, 0.5, 0, 0]])
     x = torch.tensor([[2]])
     if mode == "race":
-        noise = race_noise([[0.3]], [[1.0, 0.5, 1.0, 1.0]])  # q / e favours id 1 over id 0
+        noise = make_noise("race", [[0.3]], [[1.0, 0.5, 1.0, 1.0]])  # q / e favours id 1 over id 0
     else:
-        noise = icdf_noise([[0.3]], [0.75])  # cumulative q: 0.5, 1.0 -> id 1
+        noise = make_noise("icdf", [[0.3]], [0.75])  # cumulative q: 0.5, 1.0 -> id 1
     r = parse_strategy_spec(spec).verify_with_noise(target, draft, x, noise)
     assert r.tokens.tolist() == [[1, -1]] and r.num_zero_draft_prob.tolist() == [1]
 
 
 def test_race_sampling_table() -> None:
+    tiny = 2.0**-149  # smallest float32: tiny / 10 underflows to a score of 0
     w = torch.tensor([[1.0, 0.0, 3.0], [1.0, 0.0, 3.0], [2.0, 2.0, 0.0], [2.0, 1.0, 0.0],
-                      [0.0, 1.0, 0.0], [0.0, 0.0, 0.0]])  # fmt: skip
+                      [0.0, 1.0, 0.0], [0.0, 0.0, 0.0], [0.0, tiny, 0.0]])  # fmt: skip
     e = torch.tensor([[1.0, 1e-9, 2.0], [0.25, 0.0, 2.0], [1.0, 1.0, 1.0], [0.0, 0.0, 1.0],
-                      [0.0, 0.0, 0.0], [1.0, 1.0, 1.0]])  # fmt: skip
-    noise = Noise(torch.zeros(6, 0), "race", e_fin=e)
-    fallback = torch.tensor([[1.0, 0.0, 0.0]] * 5 + [[0.0, 0.0, 1.0]])
+                      [0.0, 0.0, 0.0], [1.0, 1.0, 1.0], [1.0, 10.0, 0.0]])  # fmt: skip
+    noise = Noise(torch.zeros(7, 0), "race", e_fin=e)
+    fallback = torch.tensor([[1.0, 0.0, 0.0]] * 5 + [[0.0, 0.0, 1.0]] * 2)
     # scores: [1,-1,1.5], [4,-1,1.5], tie -> lowest id, two infs -> lowest id, w=0 never wins
-    # even at e=0, all-zero weights take the fallback (never a blind token 0)
-    assert sample_from_weights(w, noise, fallback).tolist() == [2, 0, 0, 0, 1, 2]
+    # even at e=0, all-zero weights take the fallback (never a blind token 0), and an
+    # underflowed score 0 still beats the -1 of zero weights
+    assert sample_from_weights(w, noise, fallback).tolist() == [2, 0, 0, 0, 1, 2, 1]
 
 
 def test_icdf_sampling_table() -> None:
@@ -240,19 +236,17 @@ def test_verify_draws_exactly_one_noise(spec: str, mode: str) -> None:
 def test_tas_rules() -> None:
     # row 0: H ~ 0.394, tau = min(0.09, 0.3 e^-H) = 0.09; q(0) = 0.05 rejects -> argmax 1
     target = probs([[0.05, 0.9, 0.05], [0.2, 0.3, 0.5]])
-    noise = race_noise([[0.0]], [[1.0, 1.0, 0.1]])
-    assert get_strategy("tas").verify_with_noise(target, None, torch.tensor([[0]]), noise
-                                                 ).tokens.tolist() == [[1, -1]]  # fmt: skip
+    noise = make_noise("race", [[0.0]], [[1.0, 1.0, 0.1]])
+    tas, x0, x1, x2 = get_strategy("tas"), *(torch.tensor([[i]]) for i in range(3))
+    assert tas.verify_with_noise(target, None, x0, noise).tokens.tolist() == [[1, -1]]
     # accepted draft 1; the bonus is sampled from row 1 (id 2 wins the race) or its argmax
-    x = torch.tensor([[1]])
-    assert get_strategy("tas").verify_with_noise(target, None, x, noise).tokens.tolist() == [[1, 2]]
+    assert tas.verify_with_noise(target, None, x1, noise).tokens.tolist() == [[1, 2]]
     argmax = get_strategy("tas", bonus="argmax")
-    assert argmax.verify_with_noise(target, None, x, None).tokens.tolist() == [[1, 2]]
+    assert argmax.verify_with_noise(target, None, x1, None).tokens.tolist() == [[1, 2]]
     loose = get_strategy("tas", eps=0.0, alpha=0.0)  # accepts every draft with q > 0
     target = probs([[0.001, 0.999, 0.0], [0.2, 0.3, 0.5]])
-    low, zero = torch.tensor([[0]]), torch.tensor([[2]])
-    assert loose.verify_with_noise(target, None, low, noise).num_accepted.item() == 1
-    assert loose.verify_with_noise(target, None, zero, noise).tokens.tolist() == [[1, -1]]
+    assert loose.verify_with_noise(target, None, x0, noise).num_accepted.item() == 1
+    assert loose.verify_with_noise(target, None, x2, noise).tokens.tolist() == [[1, -1]]
 
 
 def test_topk_rules() -> None:
@@ -264,75 +258,58 @@ def test_topk_rules() -> None:
     assert one.verify(ties, None, torch.tensor([[2]]), torch.Generator()).num_accepted.item() == 1
     assert one.verify(ties, None, torch.tensor([[3]]), torch.Generator()).num_accepted.item() == 0
     # theta = 0 guard: K beyond the support never accepts or emits a q = 0 token
-    B = 2000
-    narrow = probs([[0.5, 0.5, 0, 0, 0, 0], [0.5, 0.5, 0, 0, 0, 0]]).expand(B, 2, 6)
-    x = torch.randint(0, 6, (B, 1), generator=torch.Generator().manual_seed(0))
+    narrow = probs([[0.5, 0.5, 0, 0, 0, 0], [0.5, 0.5, 0, 0, 0, 0]]).expand(2000, 2, 6)
+    x = torch.randint(0, 6, (2000, 1), generator=torch.Generator().manual_seed(0))
     r = get_strategy("topk", k=5).verify(narrow, None, x, torch.Generator().manual_seed(1))
     assert torch.equal(r.num_accepted, (x[:, 0] < 2).long())
     assert bool((r.tokens[:, 0] < 2).all() and (r.tokens[:, 0] >= 0).all())
 
 
-def test_interp_and_cactus_limits() -> None:
-    q, p = torch.tensor([0.7, 0.3, 0.0]), torch.tensor([0.1, 0.3, 0.6])
-    full = get_strategy("interp", alpha=1.0)
-    torch.testing.assert_close(full.output_distribution(q, p), p.double())
-    assert full.acceptance_probability(q, p) == pytest.approx(1.0)
-    h, s = boost(torch.tensor([0.25, 1.0, 0.0]), 0.5)  # 0.25 + sqrt(0.1875); one-hot; zero
-    torch.testing.assert_close(h, torch.tensor([0.25 + math.sqrt(0.1875), 1.0, 0.0]))
-    torch.testing.assert_close(s, torch.tensor([(0.75 - math.sqrt(0.1875)) / 0.75, 0.0, 1.0]))
-    assert get_strategy("cactus", delta=0.0).lossless and not get_strategy("cactus").lossless
-    assert get_strategy("interp", alpha=0.0).lossless and not get_strategy("interp").lossless
-
-
 # -- validation -------------------------------------------------------------------------------
 
 
-def _good():
-    target, draft, x, n_r, _ = random_inputs(2, 3, 5, seed=1, zeros=False)
-    return {"target_probs": target, "draft_probs": draft, "draft_tokens": x, "num_drafts": n_r}
+def _good() -> dict:
+    target, draft, x, _, _ = random_inputs(2, 3, 5, seed=1, zeros=False)
+    return {"target_probs": target, "draft_probs": draft, "draft_tokens": x,
+            "num_drafts": torch.tensor([3, 2])}  # fmt: skip
 
 
-def _bad_cases():
-    def case(**changes):
-        inputs = _good()
-        inputs.update({key: change(inputs) for key, change in changes.items()})
-        return inputs
+def _poked(t: torch.Tensor, value: float) -> torch.Tensor:
+    t = t.clone()
+    t.view(-1)[0] = value  # row 0, position 0: live in every check
+    return t
 
-    def poke(key, value, where=(0, 1, 2)):
-        return lambda d: d[key].clone().index_put_(tuple(torch.tensor(i) for i in where),
-                                                   torch.tensor(value))  # fmt: skip
 
-    def rescale(d):
-        return d["target_probs"] * 2
-
-    return {
-        "no bonus row": case(target_probs=lambda d: d["target_probs"][:, :3]),
-        "vocab mismatch": case(draft_probs=lambda d: torch.full((2, 3, 6), 1 / 6)),
-        "batch mismatch": case(draft_tokens=lambda d: d["draft_tokens"][:1]),
-        "2-d target": case(target_probs=lambda d: d["target_probs"][0]),
-        "float draft ids": case(draft_tokens=lambda d: d["draft_tokens"].float()),
-        "negative target": case(target_probs=poke("target_probs", -0.1)),
-        "NaN target": case(target_probs=poke("target_probs", math.nan)),
-        "inf target": case(target_probs=poke("target_probs", math.inf)),
-        "NaN draft": case(draft_probs=poke("draft_probs", math.nan)),
-        "rows not summing to 1": case(target_probs=rescale),
-        "draft id >= V": case(draft_tokens=poke("draft_tokens", 5, (0, 0))),
-        "negative draft id": case(draft_tokens=poke("draft_tokens", -1, (0, 0))),
-        "n_r > k": case(num_drafts=lambda d: torch.tensor([4, 1])),
-        "n_r < 0": case(num_drafts=lambda d: torch.tensor([-1, 1])),
-        "n_r shape": case(num_drafts=lambda d: torch.tensor([1, 1, 1])),
-        "logits shape": case(target_logits=lambda d: torch.zeros(2, 3, 5)),
-        "logits NaN": case(target_logits=lambda d: torch.full((2, 4, 5), math.nan)),
-    }
+BAD_INPUTS = {
+    "no bonus row": lambda d: {"target_probs": d["target_probs"][:, :3]},
+    "vocab mismatch": lambda d: {"draft_probs": torch.full((2, 3, 6), 1 / 6)},
+    "batch mismatch": lambda d: {"draft_tokens": d["draft_tokens"][:1]},
+    "2-d target": lambda d: {"target_probs": d["target_probs"][0]},
+    "float draft ids": lambda d: {"draft_tokens": d["draft_tokens"].float()},
+    "negative target": lambda d: {"target_probs": _poked(d["target_probs"], -0.1)},
+    "NaN target": lambda d: {"target_probs": _poked(d["target_probs"], math.nan)},
+    "inf target": lambda d: {"target_probs": _poked(d["target_probs"], math.inf)},
+    "NaN draft": lambda d: {"draft_probs": _poked(d["draft_probs"], math.nan)},
+    "rows not summing to 1": lambda d: {"target_probs": d["target_probs"] * 2},
+    "draft id >= V": lambda d: {"draft_tokens": _poked(d["draft_tokens"], 5)},
+    "negative draft id": lambda d: {"draft_tokens": _poked(d["draft_tokens"], -1)},
+    "n_r > k": lambda d: {"num_drafts": torch.tensor([4, 1])},
+    "n_r < 0": lambda d: {"num_drafts": torch.tensor([-1, 1])},
+    "n_r shape": lambda d: {"num_drafts": torch.tensor([1, 1, 1])},
+    "logits shape": lambda d: {"target_logits": torch.zeros(2, 3, 5)},
+    "logits NaN": lambda d: {"target_logits": torch.full((2, 4, 5), math.nan)},
+}
 
 
 @pytest.mark.parametrize("name", ["sps", "greedy"])
-@pytest.mark.parametrize("label", list(_bad_cases()))
+@pytest.mark.parametrize("label", list(BAD_INPUTS))
 def test_bad_inputs_raise_before_any_randomness(name: str, label: str) -> None:
+    inputs = _good()
+    inputs.update(BAD_INPUTS[label](inputs))
     g = torch.Generator().manual_seed(0)
     state = g.get_state()
     with pytest.raises(ValueError):
-        get_strategy(name).verify(generator=g, **_bad_cases()[label])
+        get_strategy(name).verify(generator=g, **inputs)
     assert torch.equal(g.get_state(), state)
 
 
@@ -373,61 +350,44 @@ def test_listing_names_does_not_import_torch() -> None:
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
-@pytest.mark.parametrize(
-    ("spec", "label"),
-    [
-        ("sps", "sps"),
-        ("cactus:delta=0.5,", "cactus:delta=0.5"),
-        (" topk : k = 3 ", "topk:k=3"),
-        ("interp:alpha=1", "interp:alpha=1.0"),
-        ("tas:bonus=argmax,eps=0.1", "tas:alpha=0.3,bonus=argmax,eps=0.1"),
-        ("cactus", "cactus:delta=1.0"),
-    ],
-)
+# fmt: off
+GOOD_SPECS = [
+    ("sps", "sps"), ("cactus:delta=0.5,", "cactus:delta=0.5"), (" topk : k = 3 ", "topk:k=3"),
+    ("interp:alpha=1", "interp:alpha=1.0"), ("cactus", "cactus:delta=1.0"),
+    ("tas:bonus=argmax,eps=0.1", "tas:alpha=0.3,bonus=argmax,eps=0.1"),
+]
+BAD_SPECS = [
+    ("", "expected 'name'"), (":delta=1", "expected 'name'"),
+    ("cactus:delta", "is not key=value"), ("cactus:delta=", "is not key=value"),
+    ("cactus:=1", "is not key=value"), ("cactus:delta=1,delta=2", "given twice"),
+    ("cactus:delta=abc", "expects a finite float"), ("cactus:delta=nan", "expects a finite float"),
+    ("topk:k=2.5", "expects a finite int"), ("spss", "did you mean 'sps'"),
+    ("cactus:delt=1", "did you mean 'delta'"), ("sps:delta=1", "parameters: none"),
+    ("cactus:delta=-1", "delta must be >= 0"),
+]
+BAD_PARAMS = [
+    ("topk", {"k": 0}), ("topk", {"k": True}), ("interp", {"alpha": 1.5}),
+    ("interp", {"alpha": -0.1}), ("tas", {"eps": -0.01}), ("tas", {"alpha": -1.0}),
+    ("tas", {"bonus": "maybe"}), ("cactus", {"delta": math.inf}), ("greedy", {"delta": 1.0}),
+    ("nope", {}),
+]
+# fmt: on
+
+
+@pytest.mark.parametrize(("spec", "label"), GOOD_SPECS)
 def test_parse_strategy_spec_good(spec: str, label: str) -> None:
     s = parse_strategy_spec(spec)
     assert s.label == label and parse_strategy_spec(s.label).params == s.params
 
 
-@pytest.mark.parametrize(
-    ("spec", "message"),
-    [
-        ("", "expected 'name'"),
-        (":delta=1", "expected 'name'"),
-        ("cactus:delta", "is not key=value"),
-        ("cactus:delta=", "is not key=value"),
-        ("cactus:=1", "is not key=value"),
-        ("cactus:delta=1,delta=2", "given twice"),
-        ("cactus:delta=abc", "expects a finite float"),
-        ("cactus:delta=nan", "expects a finite float"),
-        ("topk:k=2.5", "expects a finite int"),
-        ("spss", "did you mean 'sps'"),
-        ("cactus:delt=1", "did you mean 'delta'"),
-        ("sps:delta=1", "parameters: none"),
-        ("cactus:delta=-1", "delta must be >= 0"),
-    ],
-)
+@pytest.mark.parametrize(("spec", "message"), BAD_SPECS)
 def test_parse_strategy_spec_bad(spec: str, message: str) -> None:
     with pytest.raises(ValueError, match=message) as err:
         parse_strategy_spec(spec)
     assert "\n" not in str(err.value)
 
 
-@pytest.mark.parametrize(
-    ("name", "params"),
-    [
-        ("topk", {"k": 0}),
-        ("topk", {"k": True}),
-        ("interp", {"alpha": 1.5}),
-        ("interp", {"alpha": -0.1}),
-        ("tas", {"eps": -0.01}),
-        ("tas", {"alpha": -1.0}),
-        ("tas", {"bonus": "maybe"}),
-        ("cactus", {"delta": math.inf}),
-        ("greedy", {"delta": 1.0}),
-        ("nope", {}),
-    ],
-)
+@pytest.mark.parametrize(("name", "params"), BAD_PARAMS)
 def test_get_strategy_rejects(name: str, params: dict) -> None:
     with pytest.raises(ValueError):
         get_strategy(name, **params)

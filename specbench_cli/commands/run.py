@@ -50,6 +50,9 @@ def run(
         help="auto, float32, bfloat16 or float16 (auto: fp32 on CPU, bf16 on GPU).")] = None,
     trust_remote_code: Annotated[bool | None, typer.Option(
         "--trust-remote-code", help="Allow model code from the model folder.")] = None,
+    backend: Annotated[str | None, typer.Option(
+        help="Verification backend: auto (fastest available), torch (reference), cpu or cuda "
+             "(compiled kernels).")] = None,
     no_chat_template: Annotated[bool, typer.Option(
         "--no-chat-template", help="Feed prompts as plain text.")] = False,
     no_audit: Annotated[bool, typer.Option(
@@ -68,7 +71,7 @@ def run(
         "target": target, "draft": draft, "drafter": drafter, "strategies": strategy,
         "suites": suite, "limit": limit, "k": k, "temperature": temperature, "top_k": top_k,
         "top_p": top_p, "max_new_tokens": max_new_tokens, "seed": seed, "dtype": dtype,
-        "trust_remote_code": trust_remote_code, "output": output,
+        "trust_remote_code": trust_remote_code, "output": output, "backend": backend,
         "chat_template": False if no_chat_template else None,
         "audit": False if no_audit else None,
     }

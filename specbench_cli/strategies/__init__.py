@@ -4,15 +4,19 @@ Owns name -> class lookup (lazy "module:Class" strings, so listing names never i
 construction with parameter checks, and the CLI spec form `name` or `name:key=value,...`. The
 rules live one per module; the shared driver, noise and result types live in `base.py`.
 
-    >>> s = parse_strategy_spec("cactus:delta=0.5")
-    >>> s.label
-    'cactus:delta=0.5'
-    >>> r = s.verify(target_probs, draft_probs, draft_tokens, torch.Generator().manual_seed(0))
+Example (q `[B, k+1, V]`, p `[B, k, V]` or None, x `[B, k]`):
+
+    s = parse_strategy_spec("cactus:delta=0.5")   # s.label == "cactus:delta=0.5"
+    r = s.verify(q, p, x, torch.Generator().manual_seed(0))
+    r.tokens        # [B, k+1]: accepted drafts, one emitted token, then -1
+    r.num_accepted  # [B]
 """
 
 from __future__ import annotations
 
 import importlib
+import math
+import numbers
 from difflib import get_close_matches
 from typing import TYPE_CHECKING, Any
 
@@ -24,8 +28,10 @@ __all__ = [
     "Strategy",
     "VerifyResult",
     "available_strategies",
+    "coerce_params",
     "get_strategy",
     "parse_strategy_spec",
+    "spec_label",
     "strategy_class",
     "verify_with_noise",
 ]
@@ -39,6 +45,7 @@ _REGISTRY = {
     "topk": "specbench_cli.strategies.topk:TopK",
 }
 _SPEC_FORM = "expected 'name' or 'name:key=value,key=value'"
+_KINDS = {str: str, int: numbers.Integral, float: numbers.Real}  # accepted values per kind
 
 
 def available_strategies() -> list[str]:
@@ -82,6 +89,44 @@ def parse_strategy_spec(spec: str) -> Strategy:
             raise ValueError(f"bad strategy spec {spec!r}: {key!r} given twice")
         params[key] = value
     return get_strategy(name, **params)
+
+
+def coerce_params(name: str, defaults: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
+    """Defaults merged with `params`, each checked against its default's type (str, int or
+    finite float); strings, as they come from the CLI, are parsed to that type."""
+    merged = dict(defaults)
+    for key, value in params.items():
+        if key not in defaults:
+            hint = get_close_matches(key, defaults, n=1)
+            did = f"; did you mean {hint[0]!r}?" if hint else ""
+            known = ", ".join(defaults) or "none"
+            raise ValueError(
+                f"strategy {name!r} has no parameter {key!r}{did} (parameters: {known})"
+            )
+        kind = type(defaults[key])
+        try:
+            parsed = kind(value) if isinstance(value, str) else value
+            if isinstance(parsed, bool) or not isinstance(parsed, _KINDS[kind]):
+                raise TypeError
+            merged[key] = parsed = kind(parsed)
+            if kind is float and not math.isfinite(parsed):
+                raise TypeError
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"strategy {name!r}: parameter {key!r} expects a finite {kind.__name__}, "
+                f"got {value!r}"
+            ) from None
+    return merged
+
+
+def spec_label(name: str, params: dict[str, Any]) -> str:
+    """`name` or `name:key=value,...` with every parameter, sorted keys and floats in repr form,
+    so labels are stable keys in result files and parse back to the same strategy."""
+    if not params:
+        return name
+    items = (f"{key}={value!r}" if isinstance(value, float) else f"{key}={value}"
+             for key, value in sorted(params.items()))  # fmt: skip
+    return f"{name}:{','.join(items)}"
 
 
 def __getattr__(attr: str) -> Any:

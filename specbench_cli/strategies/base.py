@@ -14,13 +14,13 @@ Shapes: `B` rows, `k` draft positions, `V` vocabulary. `target_probs` is `q`, `d
 from __future__ import annotations
 
 import math
-import numbers
 from dataclasses import dataclass
-from difflib import get_close_matches
 from typing import Any, Callable, ClassVar
 
 import torch
-from torch import Tensor
+from torch import Generator, Tensor
+
+from . import coerce_params, spec_label
 
 NOISE_MODES = ("race", "icdf")
 SUM_TOL = 1e-3  # probability rows must sum to 1 within this (0.5)
@@ -40,21 +40,12 @@ class Noise:
     u_fin: Tensor | None = None  # [B] float32 uniforms (icdf mode)
 
     @classmethod
-    def draw(
-        cls,
-        generator: torch.Generator | None,
-        B: int,
-        k: int,
-        V: int,
-        mode: str = "race",
-        *,
-        device: torch.device | str | None = None,
-    ) -> Noise:
+    def draw(cls, generator: Generator | None, B: int, k: int, V: int, mode: str = "race", *,
+             device: torch.device | str | None = None) -> Noise:  # fmt: skip
         """Draw noise for one step; `generator=None` uses torch's global generator."""
         if mode not in NOISE_MODES:
             raise ValueError(f"noise mode must be one of {NOISE_MODES}, got {mode!r}")
-        if device is None:
-            device = generator.device if generator is not None else "cpu"
+        device = device if device is not None else getattr(generator, "device", "cpu")
         u_acc = torch.rand(B, k, generator=generator, device=device)
         if mode == "race":
             e_fin = torch.rand(B, V, generator=generator, device=device)
@@ -86,18 +77,19 @@ class Step:
 
 @dataclass(frozen=True)
 class Row:
-    """Row `a` (the first rejection) of every batch row, gathered: what a residual needs.
-
-    Values on rows whose `a` is the bonus position are meaningless; the driver masks them.
-    """
+    """Row `a` (first rejection) of each batch row: what a residual needs (bonus rows: unused)."""
 
     q: Tensor  # [B, V] target_probs at row a
     p: Tensor  # [B, V] draft_probs at row a (one-hot at x for deterministic drafts)
     x: Tensor  # [B] draft token at row a
+    q_x: Tensor  # [B] q at x
+    p_x: Tensor  # [B] p at x
 
 
 def gather_rows(t: Tensor, index: Tensor) -> Tensor:
     """`t[b, index[b]]` for `t` `[B, R, V]` and `index` `[B]`: one `[B, V]` slice per row."""
+    if t.shape[0] == 1:  # the engine's case: a view, no copy
+        return t[0, int(index[0])][None]
     rows = torch.arange(t.shape[0], device=t.device)
     if t.is_contiguous():  # flat index_select is about twice as fast as advanced indexing
         return t.view(-1, t.shape[-1]).index_select(0, rows * t.shape[1] + index)
@@ -118,20 +110,25 @@ def sample_from_weights(weights: Tensor, noise: Noise, fallback: Tensor | None =
 
 
 def _sample(weights: Tensor, noise: Noise) -> tuple[Tensor, Tensor]:
-    if noise.mode == "race":
-        # score = w / e where w > 0, else -1, in arithmetic form because torch.where over the
-        # vocabulary is several times slower on CPU. With g = sign(w) in {0, 1}:
-        # (g - 1) + (w / e) * g is exactly w / e (inf when e = 0) for w > 0 and -1 for w = 0;
-        # the NaN of 0 / 0 is zeroed first, and the product by g is exact.
-        g = weights.sign()
-        ratio = (weights / noise.e_fin).nan_to_num_(nan=0.0, posinf=math.inf)
-        score = torch.addcmul(g - 1.0, ratio, g)
-        token = score.argmax(-1)
-        return token, score.gather(1, token[:, None]).squeeze(1) < 0
-    cum = weights.double().cumsum(-1)
-    total = cum[:, -1]
-    token = torch.searchsorted(cum, (noise.u_fin.double() * total)[:, None], right=True)
-    return token.squeeze(1).clamp_max(weights.shape[-1] - 1), total <= 0
+    """(token [B], empty [B]) for one noise mode; `empty` marks all-zero weight rows."""
+    if noise.mode == "icdf":
+        cum = weights.double().cumsum(-1)
+        total = cum[:, -1]
+        token = torch.searchsorted(cum, (noise.u_fin.double() * total)[:, None], right=True)
+        return token.squeeze(1).clamp_max(weights.shape[-1] - 1), total <= 0
+    # Fast path: argmax of w / e with the NaN of 0 / 0 zeroed (w / 0 = inf is a valid winner).
+    # A positive maximum is always a w > 0 token, the same argmax as the rule's score
+    # (w / e if w > 0 else -1). Rows whose maximum is 0 (all-zero weights, or every w / e
+    # underflowed) rerun the exact rule; a torch.where over the vocabulary is slow on CPU.
+    ratio = (weights / noise.e_fin).nan_to_num_(nan=0.0, posinf=math.inf)
+    token = ratio.argmax(-1)
+    redo = ratio.gather(1, token[:, None]).squeeze(1) <= 0
+    if not bool(redo.any()):
+        return token, redo
+    w, e = weights[redo], noise.e_fin[redo]
+    score = torch.where(w > 0, w / e, -1.0)
+    token[redo] = exact = score.argmax(-1)
+    return token, redo.masked_scatter(redo, score.gather(1, exact[:, None]).squeeze(1) < 0)
 
 
 def verify_with_noise(
@@ -143,11 +140,9 @@ def verify_with_noise(
     target_logits: Tensor | None = None,  # [B, k+1, V]
     num_drafts: Tensor | None = None,  # [B] long
 ) -> VerifyResult:
-    """Torch reference driver on checked inputs: the single function a kernel backend replaces.
-
-    Runs the strategy's accept test on all positions, takes the first rejection per row, lets the
-    strategy emit the correction (row `a`) or bonus (row `n_r`), and pads with -1.
-    """
+    """Torch reference driver on checked inputs, the single function a kernel backend replaces:
+    accept test on all positions, first rejection per row, the strategy's correction (row `a`)
+    or bonus (row `n_r`), -1 padding."""
     B, k = draft_tokens.shape
     live = None
     if num_drafts is not None:
@@ -178,7 +173,24 @@ def verify_with_noise(
     return VerifyResult(tokens, num_accepted, zero_prob.sum(1))
 
 
-BACKENDS: dict[str, Callable[..., VerifyResult]] = {"torch": verify_with_noise}
+def _compiled(name: str) -> Callable[..., VerifyResult]:
+    """A compiled backend of `specbench_cli.kernels`, imported (and built) on first use only."""
+
+    def call(*args: Any) -> VerifyResult:
+        from specbench_cli import kernels
+
+        return getattr(kernels, f"{name}_backend")(*args)
+
+    return call
+
+
+# verify drivers by backend name; compiled ones fall back to `verify_with_noise` when unavailable
+BACKENDS: dict[str, Callable[..., VerifyResult]] = {
+    "torch": verify_with_noise,
+    "cpu": _compiled("cpu"),
+    "cuda": _compiled("cuda"),
+    "auto": _compiled("auto"),
+}
 
 
 class Strategy:
@@ -198,38 +210,8 @@ class Strategy:
             known = ", ".join(BACKENDS)
             raise ValueError(f"backend {backend!r} not available (available: {known})")
         self.backend = backend
-        merged = {**self.PARAMS, **params}
-        self.params = {key: self._coerce(key, value) for key, value in merged.items()}
+        self.params = coerce_params(self.name, self.PARAMS, params)
         self.check_params()
-
-    def _coerce(self, key: str, value: Any) -> Any:
-        """Type-check one parameter against its default; strings (CLI values) are parsed."""
-        if key not in self.PARAMS:
-            hint = get_close_matches(key, self.PARAMS, n=1)
-            known = ", ".join(self.PARAMS) or "none"
-            did = f"; did you mean {hint[0]!r}?" if hint else ""
-            raise ValueError(
-                f"strategy {self.name!r} has no parameter {key!r}{did} (parameters: {known})"
-            )
-        default = self.PARAMS[key]
-        kind = type(default).__name__
-        try:
-            if isinstance(default, str):
-                if not isinstance(value, str):
-                    raise TypeError
-                return value
-            if isinstance(value, bool):
-                raise TypeError
-            if isinstance(default, int):
-                return int(value) if isinstance(value, str) else _as_int(value)
-            number = float(value) if isinstance(value, str) else _as_float(value)
-            if not math.isfinite(number):
-                raise TypeError
-            return number
-        except (TypeError, ValueError):
-            raise ValueError(
-                f"strategy {self.name!r}: parameter {key!r} expects a finite {kind}, got {value!r}"
-            ) from None
 
     def check_params(self) -> None:
         """Raise `ValueError` for out-of-range parameter values (subclasses override)."""
@@ -240,11 +222,8 @@ class Strategy:
 
     @property
     def label(self) -> str:
-        """Stable key for result files: `name` or `name:key=value,...` (sorted keys, all params)."""
-        if not self.params:
-            return self.name
-        items = (f"{key}={_format(self.params[key])}" for key in sorted(self.params))
-        return f"{self.name}:{','.join(items)}"
+        """Stable key for result files, e.g. `sps` or `cactus:delta=0.5` (see `spec_label`)."""
+        return spec_label(self.name, self.params)
 
     @property
     def uses_noise(self) -> bool:
@@ -258,8 +237,6 @@ class Strategy:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.label}>"
-
-    # -- the rule ---------------------------------------------------------------------------
 
     def accept(self, step: Step) -> Tensor:
         """Accept mask `[B, k]` for every drafted position (rows are cut at the first False)."""
@@ -290,29 +267,32 @@ class Strategy:
         """Exact probability that the draft x ~ p is accepted at one position."""
         raise NotImplementedError
 
-    # -- public entry points ------------------------------------------------------------------
-
     def verify(
         self,
         target_probs: Tensor,  # [B, k+1, V]
         draft_probs: Tensor | None,  # [B, k, V]
         draft_tokens: Tensor,  # [B, k]
-        generator: torch.Generator | None = None,
+        generator: Generator | None = None,
         *,
         target_logits: Tensor | None = None,  # [B, k+1, V]
         num_drafts: Tensor | None = None,  # [B]
         noise_mode: str = "race",
         validate: bool = True,
     ) -> VerifyResult:
-        """Verify one step, drawing `Noise` from `generator` (None: torch's global generator)."""
+        """Verify one step, drawing `Noise` from `generator` (None: torch's global generator).
+
+        Probabilities are cast to float32 and must already sum to 1 within 1e-3 (softmax in
+        float32, algorithms.md 0.3); they are not renormalized, so every backend sees the same
+        bits. `target_logits` only matters to greedy. `validate=False` skips the value checks
+        (shapes are always checked).
+        """
         if noise_mode not in NOISE_MODES:
             raise ValueError(f"noise mode must be one of {NOISE_MODES}, got {noise_mode!r}")
         q, p, x, logits, n_r = _checked(
             target_probs, draft_probs, draft_tokens, target_logits, num_drafts, validate
         )
-        noise = None
-        if self.uses_noise:
-            noise = Noise.draw(generator, *x.shape, q.shape[-1], noise_mode, device=q.device)
+        noise = (Noise.draw(generator, *x.shape, q.shape[-1], noise_mode, device=q.device)
+                 if self.uses_noise else None)  # fmt: skip
         return BACKENDS[self.backend](self, q, p, x, noise, logits, n_r)
 
     def verify_with_noise(
@@ -337,59 +317,29 @@ class Strategy:
 
 def _rejected_row(step: Step, num_accepted: Tensor, q_a: Tensor) -> Row:
     k = step.draft_tokens.shape[1]
-    at = num_accepted.clamp(max=k - 1)  # bonus rows point past the drafts; masked later
-    x = step.draft_tokens.gather(1, at[:, None]).squeeze(1)
+    at = num_accepted.clamp(max=k - 1)[:, None]  # bonus rows point past the drafts; masked later
+    x = step.draft_tokens.gather(1, at).squeeze(1)
     if step.draft_probs is None:
         p = torch.zeros_like(q_a).scatter_(1, x[:, None], 1.0)
     else:
-        p = gather_rows(step.draft_probs, at)
-    return Row(q_a, p, x)
+        p = gather_rows(step.draft_probs, at.squeeze(1))
+    return Row(q_a, p, x, step.q_x.gather(1, at).squeeze(1), step.p_x.gather(1, at).squeeze(1))
 
 
-def _checked(
-    target_probs: Tensor,
-    draft_probs: Tensor | None,
-    draft_tokens: Tensor,
-    target_logits: Tensor | None,
-    num_drafts: Tensor | None,
-    validate: bool,
-) -> tuple[Tensor, Tensor | None, Tensor, Tensor | None, Tensor | None]:
+def _checked(target_probs: Tensor, draft_probs: Tensor | None, draft_tokens: Tensor,
+             target_logits: Tensor | None, num_drafts: Tensor | None, validate: bool,
+             ) -> tuple[Tensor, Tensor | None, Tensor, Tensor | None, Tensor | None]:  # fmt: skip
     """Shape checks (always), value checks (when `validate`), float32/long casts (6.6, 0.5)."""
-    for name, t in (("target_probs", target_probs), ("draft_tokens", draft_tokens)):
-        if not isinstance(t, Tensor):
-            raise ValueError(f"{name} must be a tensor, got {type(t).__name__}")
-    if draft_tokens.ndim != 2 or not _is_integer(draft_tokens):
+    if not isinstance(draft_tokens, Tensor) or draft_tokens.ndim != 2 or not _is_int(draft_tokens):
         raise ValueError(
             f"draft_tokens must be an integer [B, k] tensor, got {_desc(draft_tokens)}"
         )
     B, k = draft_tokens.shape
-    if target_probs.ndim != 3 or target_probs.shape[:2] != (B, k + 1) or target_probs.shape[2] < 1:
-        raise ValueError(
-            f"target_probs must be [B, k+1, V] = [{B}, {k + 1}, V] (the last row is the bonus "
-            f"position), got {_desc(target_probs)}"
-        )
-    V = target_probs.shape[2]
-    if draft_probs is not None and (
-        not isinstance(draft_probs, Tensor) or tuple(draft_probs.shape) != (B, k, V)
-    ):
-        raise ValueError(
-            f"draft_probs must be None or [B, k, V] = [{B}, {k}, {V}], got {_desc(draft_probs)}"
-        )
-    if target_logits is not None and (
-        not isinstance(target_logits, Tensor) or target_logits.shape != target_probs.shape
-    ):
-        raise ValueError(
-            f"target_logits must match target_probs {_desc(target_probs)}, "
-            f"got {_desc(target_logits)}"
-        )
-    if num_drafts is not None and (
-        not isinstance(num_drafts, Tensor)
-        or tuple(num_drafts.shape) != (B,)
-        or not _is_integer(num_drafts)
-    ):
-        raise ValueError(
-            f"num_drafts must be None or an integer [B] = [{B}] tensor, got {_desc(num_drafts)}"
-        )
+    V = target_probs.shape[-1] if isinstance(target_probs, Tensor) and target_probs.ndim else 0
+    _expect("target_probs", target_probs, (B, k + 1, max(V, 1)), "[B, k+1, V], bonus row last")
+    _expect("draft_probs", draft_probs, (B, k, V), "None or [B, k, V]", optional=True)
+    _expect("target_logits", target_logits, (B, k + 1, V), "None or [B, k+1, V]", optional=True)
+    _expect("num_drafts", num_drafts, (B,), "None or an integer [B]", optional=True, integer=True)
 
     target_probs = target_probs.float()
     draft_probs = None if draft_probs is None else draft_probs.float()
@@ -450,24 +400,16 @@ def as_pair(q: Tensor, p: Tensor) -> tuple[Tensor, Tensor]:
     return q.float().double(), p.float().double()
 
 
-def _is_integer(t: Tensor) -> bool:
+def _expect(name: str, t: Any, shape: tuple[int, ...], what: str, *, optional: bool = False,
+            integer: bool = False) -> None:  # fmt: skip
+    if optional and t is None:
+        return
+    if not isinstance(t, Tensor) or tuple(t.shape) != shape or (integer and not _is_int(t)):
+        raise ValueError(f"{name} must be {what} = {list(shape)}, got {_desc(t)}")
+
+
+def _is_int(t: Tensor) -> bool:
     return not t.is_floating_point() and not t.is_complex() and t.dtype != torch.bool
-
-
-def _as_int(value: Any) -> int:
-    if not isinstance(value, numbers.Integral):
-        raise TypeError
-    return int(value)
-
-
-def _as_float(value: Any) -> float:
-    if not isinstance(value, numbers.Real):
-        raise TypeError
-    return float(value)
-
-
-def _format(value: Any) -> str:
-    return repr(value) if isinstance(value, float) else str(value)
 
 
 def _desc(t: Any) -> str:

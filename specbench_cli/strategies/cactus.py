@@ -49,10 +49,9 @@ class Cactus(Strategy):
         return step.u_acc * step.p_x < h
 
     def residual(self, row: Row) -> Tensor:
-        n = row.x[:, None]
-        h, s = boost(row.q.gather(1, n), self.params["delta"])  # [B, 1]
-        weights = (s * row.q - row.p).clamp_min(0.0)
-        return weights.scatter_(1, n, (h - row.p.gather(1, n)).clamp_min(0.0))
+        h, s = boost(row.q_x, self.params["delta"])
+        weights = (s[:, None] * row.q - row.p).clamp_min(0.0)
+        return weights.scatter_(1, row.x[:, None], (h - row.p_x).clamp_min(0.0)[:, None])
 
     def acceptance_probability(self, q: Tensor, p: Tensor) -> float:
         q, p = as_pair(q, p)

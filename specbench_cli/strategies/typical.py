@@ -23,7 +23,7 @@ BONUS_MODES = ("sample", "argmax")
 
 def thresholds(q: Tensor, eps: float, alpha: float) -> Tensor:
     """tau `[...]` for target rows `[..., V]`, evaluated like vLLM (float32 in verify)."""
-    entropy = -(q * torch.log(q + 1e-5)).sum(-1)
+    entropy = -torch.log(q + 1e-5).mul_(q).sum(-1)  # in place: one [..., V] temporary
     return torch.clamp(torch.exp(-entropy) * alpha, max=eps)
 
 

@@ -1,0 +1,166 @@
+"""`specbench kernels`: build the compiled verification kernels, check them against the PyTorch
+reference, and time them (issue 5 section 2; algorithms.md 6.5; docs/kernels.md 5).
+
+Examples:
+    specbench kernels check                  # every strategy, both noise modes, every backend here
+    specbench kernels check --strategy sps --rows 2000
+    specbench kernels bench --quick          # CPU-sized grid; the goal shape is B=1, k=4, V=49152
+    specbench kernels bench -B 1 -B 8 -k 4 -V 49152 --strategy sps --strategy cactus
+
+`check` exits 1 when a backend disagrees with the reference on more than 1 row in 10^4, counting
+only disagreements whose reference decision was within rounding as tolerated (6.5); any other
+disagreement fails. The input generation and comparison live in `specbench_cli.kernel_checks`.
+"""
+
+from __future__ import annotations
+
+import os
+
+import typer
+from rich.table import Table
+
+from specbench_cli.console import out
+from specbench_cli.errors import BadInput
+
+app = typer.Typer(
+    help="Build the compiled verify kernels, check them against the reference, time them.",
+    add_completion=False,
+    no_args_is_help=True,
+)
+
+DEFAULT_SPECS = [
+    "greedy", "sps", "tas", "tas:bonus=argmax", "cactus:delta=0.5", "cactus:delta=0",
+    "topk", "topk:k=50", "interp:alpha=0.3",
+]  # fmt: skip
+
+
+def _backends_here(requested: list[str] | None) -> list[str]:
+    from specbench_cli import kernels
+
+    here = []
+    if kernels.cpu_kernel_available():
+        here.append("cpu")
+    if kernels.cuda_kernel_available():
+        here.append("cuda")
+    if requested:
+        unknown = sorted(set(requested) - {"cpu", "cuda"})
+        if unknown:
+            raise BadInput(f"unknown backend(s) {unknown}: choose cpu or cuda")
+        here = [b for b in here if b in requested]
+    return here
+
+
+@app.command("check")
+def check(
+    strategy: list[str] = typer.Option(  # noqa: B008
+        None, "--strategy", "-s", help="Strategy spec(s), e.g. cactus:delta=0.5 (default: all)."
+    ),
+    backend: list[str] = typer.Option(  # noqa: B008
+        None, "--backend", help="cpu and/or cuda (default: every one built)."
+    ),
+    rows: int = typer.Option(1000, "--rows", help="Random rows per (strategy, mode, case, shape)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the input generator."),
+) -> None:
+    """Compare every available backend with the reference on random and adversarial inputs."""
+    from specbench_cli import kernel_checks, kernels
+
+    specs = strategy or DEFAULT_SPECS
+    backends = _backends_here(backend)
+    out.print(
+        f"cpu kernel: {'built' if kernels.cpu_kernel_available() else 'unavailable'}; "
+        f"cuda kernel: {'built' if kernels.cuda_kernel_available() else 'unavailable'}",
+        highlight=False,
+    )
+    if not backends:
+        out.print("No compiled backend available here: nothing to compare.", highlight=False)
+        raise typer.Exit(1)
+    table = Table(title="Kernel vs reference (algorithms.md 6.5)", title_justify="left")
+    for col in ("backend", "strategy", "mode", "rows", "token agree", "accepted agree",
+                "tolerated", "failed"):  # fmt: skip
+        table.add_column(col, justify="left" if col in ("backend", "strategy", "mode") else "right")
+    failed = False
+    for name in backends:
+        for spec in specs:
+            for mode in ("race", "icdf"):
+                s = kernel_checks.agreement(name, spec, mode, rows=rows, seed=seed)
+                bad = s.failed > 0 or s.tolerated * 10_000 > s.rows
+                failed |= bad
+                style = "red" if bad else None
+                table.add_row(
+                    name, spec, mode, str(s.rows), f"{s.token_rate:.6f}", f"{s.accept_rate:.6f}",
+                    str(s.tolerated), str(s.failed), style=style,
+                )  # fmt: skip
+    out.print(table)
+    if failed:
+        out.print("[red]FAIL[/red]: a backend disagrees with the reference beyond tolerance")
+        raise typer.Exit(1)
+    out.print("[green]OK[/green]: every backend agrees with the reference")
+
+
+@app.command("bench")
+def bench(
+    strategy: list[str] = typer.Option(["sps"], "--strategy", "-s", help="Strategy spec(s)."),  # noqa: B008
+    batch: list[int] = typer.Option(None, "-B", "--batch", help="Batch sizes (default 1 8 64)."),  # noqa: B008
+    draft_len: list[int] = typer.Option(None, "-k", help="Draft lengths (default 4 8)."),  # noqa: B008
+    vocab: list[int] = typer.Option(  # noqa: B008
+        None, "-V", "--vocab", help="Vocabularies (default 32000 49152 128256 151936)."
+    ),
+    mode: str = typer.Option("race", "--mode", help="Final-token noise: race or icdf."),
+    quick: bool = typer.Option(False, "--quick", help="CPU-sized grid: B 1 8, k 4, V 32000 49152."),
+    repeats: int = typer.Option(0, "--repeats", help="Timed calls per contender (0: auto)."),
+    threads: int = typer.Option(0, "--threads", help="torch/OpenMP threads (0: leave as is)."),
+    device: str = typer.Option("auto", "--device", help="cpu, cuda or auto (cuda when present)."),
+) -> None:
+    """Time each backend against the PyTorch reference; print medians and speedup ratios."""
+    import torch
+
+    from specbench_cli import kernel_checks
+
+    if mode not in ("race", "icdf"):
+        raise BadInput(f"--mode must be race or icdf, got {mode!r}")
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device not in ("cpu", "cuda") or (device == "cuda" and not torch.cuda.is_available()):
+        raise BadInput(f"--device {device!r} is not available here")
+    if threads > 0:
+        torch.set_num_threads(threads)
+    load, cores = os.getloadavg()[0], os.cpu_count() or 1
+    if device == "cpu" and load > cores:
+        out.print(
+            f"[yellow]note:[/yellow] load average {load:.1f} on {cores} cores: other "
+            "processes compete for the CPU and timings are unreliable",
+            highlight=False,
+        )
+    if quick:
+        grid_b, grid_k, grid_v = [1, 8], [4], [32000, 49152]
+    else:
+        grid_b, grid_k, grid_v = [1, 8, 64], [4, 8], [32000, 49152, 128256, 151936]
+    grid_b, grid_k, grid_v = batch or grid_b, draft_len or grid_k, vocab or grid_v
+    results = kernel_checks.bench_grid(
+        strategy, grid_b, grid_k, grid_v, mode=mode, device=device, repeats=repeats,
+        progress=lambda msg: out.print(msg, style="dim", highlight=False),
+    )  # fmt: skip
+    table = Table(
+        title=f"verify time per call, median ({device}, {mode} noise, "
+        f"{torch.get_num_threads()} threads)",
+        title_justify="left",
+    )
+    gpu = device == "cuda"
+    cols = ["strategy", "B", "k", "V", "torch us", "kernel us", "speedup"]
+    if gpu:
+        cols += ["GB/s", "% copy BW"]
+    for col in cols:
+        table.add_column(col, justify="left" if col == "strategy" else "right")
+    for r in results:
+        row = [r.spec, str(r.B), str(r.k), str(r.V), f"{r.torch_us:.1f}", f"{r.kernel_us:.1f}",
+               f"{r.torch_us / r.kernel_us:.1f}x"]  # fmt: skip
+        if gpu:
+            row += [f"{r.gbps:.0f}", f"{100 * r.bw_fraction:.1f}%"]
+        table.add_row(*row)
+    out.print(table)
+    if gpu and results:
+        out.print(
+            f"copy bandwidth measured: {results[0].copy_gbps:.0f} GB/s; bytes counted: the q "
+            "and p rows the rule must read (+ the e_fin row in race mode)",
+            highlight=False,
+        )

@@ -1,0 +1,314 @@
+"""Compiled verification kernels against the PyTorch reference (algorithms.md 6.5 and 6.1).
+
+- CPU twin == reference token for token on random and adversarial inputs (zeros in p where q > 0,
+  one-hot rows, p = q, all accepted, first-position rejection, empty residual, deterministic and
+  ragged drafts, V not a multiple of the 4096-token tile, B in {1, 64}, k in {1, 8}) for every
+  strategy and both noise modes; disagreements are only tolerated within rounding and never
+  above 1 in 10^4 rows (here: none expected).
+- The CPU twin passes the one-step distribution test of 6.1 on its own.
+- The CUDA kernels, run on CPU threads by tests/cuda_emu.cpp (shuffled CTA order), equal the CPU
+  twin bit for bit; every .cu file compiles with nvcc for sm_80 and sm_90; on a CUDA machine the
+  real kernels equal the CPU twin (marked `cuda`).
+Tests skip cleanly without a C++ compiler, without nvcc, or without CUDA.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import math
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from scipy import stats
+
+from specbench_cli import kernel_checks, kernels
+from specbench_cli.strategies import Noise, parse_strategy_spec
+
+REPO = Path(__file__).resolve().parents[1]
+SPECS = ["greedy", "sps", "tas", "tas:bonus=argmax", "cactus:delta=0.5", "cactus:delta=0",
+         "topk", "topk:k=50", "interp:alpha=0.3", "interp:alpha=1"]  # fmt: skip
+MODES = ["race", "icdf"]
+needs_compiler = pytest.mark.skipif(not kernels.compiler_available(), reason="no C++ compiler")
+
+
+@pytest.fixture(scope="module")
+def cpu_kernel():
+    if not kernels.cpu_kernel_available():
+        pytest.skip("the CPU kernel did not build here")
+
+
+# -- exact agreement with the reference -------------------------------------------------------
+
+
+@needs_compiler
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("spec", SPECS)
+def test_cpu_matches_reference(spec: str, mode: str, cpu_kernel) -> None:
+    result = kernel_checks.agreement("cpu", spec, mode, rows=300, seed=len(spec))
+    assert result.failed == 0, f"{spec} {mode}: {result}"
+    assert result.tolerated * 10_000 <= result.rows, f"{spec} {mode}: {result}"
+
+
+@needs_compiler
+@pytest.mark.parametrize("spec", ["sps", "greedy", "tas", "topk", "cactus", "interp"])
+def test_cpu_bonus_only_and_structure(spec: str, cpu_kernel) -> None:
+    """k = 0 is an ordinary decoding step; outputs keep the -1 padding invariants."""
+    strategy = parse_strategy_spec(spec)
+    g = torch.Generator().manual_seed(3)
+    for B, k, V in ((5, 0, 17), (7, 3, 1), (9, 5, 257)):
+        inp = kernel_checks.make_inputs("ragged", B, k, V, "race", g, strategy)
+        ref = kernel_checks.run_backend(strategy, inp, "torch")
+        ker = kernel_checks.run_backend(strategy, inp, "cpu")
+        assert torch.equal(ref[0], ker[0]) and torch.equal(ref[1], ker[1])
+        tokens, accepted = ker
+        emitted = (tokens >= 0).sum(1)
+        assert torch.equal(emitted, accepted + 1)  # only -1 after the emitted token
+        assert bool((tokens < V).all())
+
+
+@needs_compiler
+def test_cpu_result_does_not_depend_on_thread_count(cpu_kernel) -> None:
+    strategy = parse_strategy_spec("cactus:delta=0.3")
+    g = torch.Generator().manual_seed(5)
+    inp = kernel_checks.make_inputs("random", 64, 4, 4097 * 2, "icdf", g, strategy)
+    threads = torch.get_num_threads()
+    try:
+        outs = []
+        for n in (1, 2):
+            torch.set_num_threads(n)
+            outs.append(kernel_checks.run_backend(strategy, inp, "cpu"))
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.equal(outs[0][0], outs[1][0]) and torch.equal(outs[0][1], outs[1][1])
+
+
+@needs_compiler
+def test_cpu_rejects_bad_ids(cpu_kernel) -> None:
+    q = torch.full((1, 2, 4), 0.25)
+    noise = Noise(torch.zeros(1, 1), "icdf", u_fin=torch.zeros(1))
+    with pytest.raises(RuntimeError, match="outside"):
+        kernels.verify("sps", {}, q, None, torch.tensor([[4]]), noise, backend="cpu")
+    with pytest.raises(RuntimeError, match="num_drafts"):
+        kernels.verify("sps", {}, q, None, torch.tensor([[1]]), noise,
+                       num_drafts=torch.tensor([2]), backend="cpu")  # fmt: skip
+
+
+def test_tolerance_classifier() -> None:
+    """6.5: a disagreement counts as tolerated only where the reference decision is a tie."""
+    strategy = parse_strategy_spec("sps")
+    q = torch.tensor([[[0.25, 0.75, 0.0], [0.5, 0.5, 0.0]]])  # [1, 2, 3]: k = 1, bonus row 1
+    p = torch.tensor([[[0.5, 0.5, 0.0]]])
+    x = torch.tensor([[0]])
+    for u_fin, ok in ((0.5, True), (0.9, False)):  # u Z on the boundary cumsum[0] = 0.5, or not
+        noise = Noise(torch.zeros(1, 1), "icdf", u_fin=torch.tensor([u_fin]))
+        inp = kernel_checks.Inputs(q, p, x, noise, None, None)
+        assert kernel_checks.tolerated(strategy, inp, 0, 1, 1, 1, 0) is ok
+    for u_acc, ok in ((0.5, True), (0.2, False)):  # u s = 0.25 = q(x): the accept test ties
+        noise = Noise(torch.tensor([[u_acc]]), "race", e_fin=torch.ones(1, 3))
+        inp = kernel_checks.Inputs(q, p, x, noise, None, None)
+        assert kernel_checks.tolerated(strategy, inp, 0, 0, 1, 1, 0) is ok
+    noise = Noise(torch.zeros(1, 1), "race", e_fin=torch.tensor([[1.0, 1.0, 1.0]]))
+    inp = kernel_checks.Inputs(q, p, x, noise, None, None)
+    assert kernel_checks.tolerated(strategy, inp, 0, 1, 1, 0, 1)  # equal race scores
+    noise = Noise(torch.zeros(1, 1), "race", e_fin=torch.tensor([[1.0, 2.0, 1.0]]))
+    inp = kernel_checks.Inputs(q, p, x, noise, None, None)
+    assert not kernel_checks.tolerated(strategy, inp, 0, 1, 1, 0, 1)
+
+
+def test_fallback_to_reference_without_kernel(monkeypatch) -> None:
+    monkeypatch.setattr(kernels, "_cpu_ops", lambda: None)
+    assert kernels.resolve_backend("auto", "cpu") == "torch"
+    assert kernels.resolve_backend("cpu", "cpu") == "torch"
+    strategy = parse_strategy_spec("sps")
+    g = torch.Generator().manual_seed(0)
+    inp = kernel_checks.make_inputs("random", 4, 3, 50, "race", g, strategy)
+    ref = kernel_checks.run_backend(strategy, inp, "torch")
+    got = kernels.verify("sps", {}, inp.target_probs, inp.draft_probs, inp.draft_tokens,
+                         inp.noise, backend="cpu")  # fmt: skip
+    assert torch.equal(ref[0], got[0]) and torch.equal(ref[1], got[1])
+    with pytest.raises(ValueError, match="unknown backend"):
+        kernels.resolve_backend("gpu", "cpu")
+
+
+# -- the one-step law (6.1) on the CPU kernel ---------------------------------------------------
+
+ETA = 1e-6
+STAT_SPECS = ["sps", "tas", "tas:bonus=argmax", "cactus:delta=0.3", "topk:k=3", "interp", "greedy"]
+
+
+def _dist(values) -> torch.Tensor:
+    values = np.asarray(values, dtype=np.float64)
+    return torch.from_numpy(values / values.sum()).float()
+
+
+def _cases(V: int):
+    rng = np.random.default_rng(V)
+    low = np.arange(V) < V // 2
+    same = _dist(rng.dirichlet([1.0] * V))
+    return [
+        ("dirichlet", _dist(rng.dirichlet([0.5] * V)), _dist(rng.dirichlet([1.0] * V))),
+        ("p=q", same, same.clone()),
+        ("q one-hot", _dist(np.eye(V)[V - 1]), _dist(rng.dirichlet([1.0] * V))),
+        ("p one-hot", _dist(rng.dirichlet([1.0] * V)), None),
+        ("zeros in p", _dist(rng.dirichlet([1.0] * V)), _dist(rng.dirichlet([1.0] * V) * low)),
+        ("zeros in q", _dist(rng.dirichlet([1.0] * V) * low), _dist(rng.dirichlet([1.0] * V))),
+    ]
+
+
+def _assert_follows(counts: np.ndarray, law: np.ndarray, what: str) -> None:
+    N, V = counts.sum(), len(law)
+    outside = np.flatnonzero((law <= 1e-12) & (counts > 0))
+    assert outside.size == 0, f"{what}: emitted ids {outside.tolist()} of probability 0"
+    bound = math.sqrt((V * math.log(2) + math.log(1 / ETA)) / (2 * N))
+    tv = 0.5 * np.abs(counts / N - law).sum()
+    assert tv <= bound, f"{what}: TV {tv:.5f} > {bound:.5f}"
+    expected = law * N
+    keep = expected >= 5
+    obs, exp = list(counts[keep]), list(expected[keep])
+    if (~keep).any() and expected[~keep].sum() > 0:
+        obs.append(counts[~keep].sum())
+        exp.append(expected[~keep].sum())
+    if len(exp) > 1:
+        chi2 = sum((o - e) ** 2 / e for o, e in zip(obs, exp, strict=True))
+        p_value = stats.chi2.sf(chi2, len(exp) - 1)
+        assert p_value > ETA, f"{what}: chi-square p-value {p_value:.3g}"
+
+
+@needs_compiler
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("spec", STAT_SPECS)
+def test_cpu_one_step_law(spec: str, mode: str, cpu_kernel) -> None:
+    strategy = parse_strategy_spec(spec)
+    V, N = 8, 60_000
+    for i, (case, q, p) in enumerate(_cases(V)):
+        g = torch.Generator().manual_seed(1000 * i + len(spec))
+        draft_id = int(q.argsort(descending=True)[1])
+        p_law = torch.zeros(V).index_fill_(0, torch.tensor(draft_id), 1.0) if p is None else p
+        x = torch.multinomial(p_law, N, replacement=True, generator=g)[:, None]
+        target = torch.stack([q, _dist(np.arange(1, V + 1))])[None].expand(N, 2, V).contiguous()
+        draft = None if p is None else p[None, None].expand(N, 1, V).contiguous()
+        noise = Noise.draw(g, N, 1, V, mode) if strategy.uses_noise else None
+        r = kernels.backend_verify(strategy, target, draft, x, noise, backend="cpu")
+        what = f"{spec} {mode} {case}"
+        first = torch.bincount(r.tokens[:, 0], minlength=V).numpy()
+        _assert_follows(first, strategy.output_distribution(q, p_law).numpy(), what)
+        accepted = int((r.num_accepted == 1).sum())
+        slack = math.sqrt(math.log(2 / ETA) / (2 * N))
+        assert abs(accepted / N - strategy.acceptance_probability(q, p_law)) <= slack, what
+
+
+# -- CUDA: emulated on CPU threads, compiled with nvcc, and on a real device ------------------
+
+
+class _Args(ctypes.Structure):
+    _fields_ = [("B", ctypes.c_int64), ("k", ctypes.c_int64), ("V", ctypes.c_int64),
+                ("strategy", ctypes.c_int32), ("noise_mode", ctypes.c_int32),
+                ("cactus_delta", ctypes.c_float), ("tas_eps", ctypes.c_float),
+                ("tas_alpha", ctypes.c_float), ("interp_lambda", ctypes.c_float),
+                ("interp_rest", ctypes.c_float), ("tas_bonus_argmax", ctypes.c_int32),
+                ("topk_k", ctypes.c_int64)] + [
+        (name, ctypes.c_void_p) for name in (
+            "target_probs", "draft_probs", "draft_tokens", "u_acc", "e_fin", "u_fin",
+            "num_drafts", "target_logits", "tokens", "num_accepted", "num_zero_draft_prob")
+    ]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def cuda_emulator(tmp_path_factory):
+    cxx = shutil.which("g++") or shutil.which("c++")
+    if cxx is None:
+        pytest.skip("no C++ compiler")
+    lib = tmp_path_factory.mktemp("emu") / "libcuda_emu.so"
+    cmd = [cxx, "-std=c++20", "-O1", "-pthread", "-fPIC", "-shared", "-ffp-contract=off",
+           "-Wno-unknown-pragmas", "-o", str(lib), str(REPO / "tests" / "cuda_emu.cpp")]
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"the CUDA emulator did not build: {done.stderr[-300:]}")
+    handle = ctypes.CDLL(str(lib))
+    handle.specbench_verify_cuda_emulated.restype = ctypes.c_int32
+    return handle
+
+
+def _emulate(lib, strategy, inp: kernel_checks.Inputs, seed: int):
+    P = strategy.params
+    q = inp.target_probs
+    B, k1, V = q.shape
+    out = [torch.empty(B, k1, dtype=torch.long), torch.empty(B, dtype=torch.long),
+           torch.empty(B, dtype=torch.long)]  # fmt: skip
+    noise = inp.noise
+    ptr = lambda t: None if t is None else t.data_ptr()  # noqa: E731
+    alpha = float(P.get("alpha", 0.0))
+    args = _Args(
+        B, k1 - 1, V, kernels.STRATEGY_IDS[strategy.name],
+        kernels.NOISE_IDS[noise.mode if noise else "race"], float(P.get("delta", 0.0)),
+        float(P.get("eps", 0.0)), alpha, alpha, float(np.float32(1.0 - alpha)),
+        int(P.get("bonus") == "argmax"), int(P.get("k", 1)),
+        ptr(q), ptr(inp.draft_probs), ptr(inp.draft_tokens),
+        ptr(noise and noise.u_acc), ptr(noise and noise.e_fin), ptr(noise and noise.u_fin),
+        ptr(inp.num_drafts), ptr(inp.target_logits), *(ptr(t) for t in out),
+    )  # fmt: skip
+    assert lib.specbench_verify_cuda_emulated(ctypes.byref(args), seed) == 0  # counters reset
+    return out
+
+
+@needs_compiler
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("spec", ["greedy", "sps", "tas", "cactus:delta=0.5", "topk", "interp"])
+def test_cuda_kernels_emulated_match_cpu(spec: str, mode: str, cpu_kernel, cuda_emulator) -> None:
+    """The CUDA kernels' logic (tiles, reductions, scans, last-CTA combine) == the CPU twin."""
+    strategy = parse_strategy_spec(spec)
+    g = torch.Generator().manual_seed(11)
+    runs = [(c, s) for c in ("random", "empty_residual", "ragged", "deterministic")
+            for s in ((2, 3, 9000), (3, 1, 100))] + [("random", (1, 0, 5))]  # fmt: skip
+    for seed, (case, (B, k, V)) in enumerate(runs):
+        inp = kernel_checks.make_inputs(case, B, k, V, mode, g, strategy)
+        cpu = kernels.backend_verify(strategy, inp.target_probs, inp.draft_probs,
+                                     inp.draft_tokens, inp.noise, inp.target_logits,
+                                     inp.num_drafts, backend="cpu")  # fmt: skip
+        emu = _emulate(cuda_emulator, strategy, inp, seed)
+        what = f"{spec} {mode} {case} B={B} k={k} V={V}"
+        assert torch.equal(cpu.tokens, emu[0]), what
+        assert torch.equal(cpu.num_accepted, emu[1]), what
+        assert torch.equal(cpu.num_zero_draft_prob, emu[2]), what
+
+
+def test_every_cu_file_compiles_for_sm80_and_sm90(tmp_path) -> None:
+    nvcc = kernels.find_nvcc()
+    if nvcc is None:
+        pytest.skip("nvcc not found on PATH or in /usr/local/cuda*/bin")
+    sources = sorted((REPO / "kernels").glob("*.cu"))
+    assert sources, "no .cu file under kernels/"
+    for src in sources:
+        cmd = [nvcc, "-std=c++17", "-O3", "-gencode", "arch=compute_80,code=sm_80",
+               "-gencode", "arch=compute_90,code=sm_90", "-Xcompiler", "-fPIC", "-c",
+               str(src), "-o", str(tmp_path / (src.stem + ".o"))]  # fmt: skip
+        done = subprocess.run(cmd, capture_output=True, text=True)
+        assert done.returncode == 0, f"nvcc failed on {src.name}:\n{done.stderr[-2000:]}"
+
+
+cuda_only = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+
+@pytest.mark.cuda
+@cuda_only
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("spec", SPECS)
+def test_cuda_matches_cpu_and_reference(spec: str, mode: str) -> None:
+    if not kernels.cuda_kernel_available():
+        pytest.fail("CUDA is present but the CUDA kernel did not build")
+    strategy = parse_strategy_spec(spec)
+    g = torch.Generator().manual_seed(7)
+    for case in kernel_checks.CASES:
+        for B, k, V in ((64, 8, 4097), (8, 4, 32000), (4, 8, 128256), (1, 1, 151936)):
+            inp = kernel_checks.make_inputs(case, B, k, V, mode, g, strategy)
+            cpu = kernel_checks.run_backend(strategy, inp, "cpu")
+            runs = [kernel_checks.run_backend(strategy, inp, "cuda") for _ in range(3)]
+            for tokens, accepted in runs:  # identical, and counters were left at zero
+                assert torch.equal(cpu[0], tokens), f"{spec} {mode} {case} B={B} k={k} V={V}"
+                assert torch.equal(cpu[1], accepted)
+    result = kernel_checks.agreement("cuda", spec, mode, rows=2000, seed=1)
+    assert result.failed == 0 and result.tolerated * 10_000 <= result.rows, str(result)
