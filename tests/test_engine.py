@@ -67,7 +67,7 @@ def test_greedy_speculative_equals_generate(target, draft, k):
     for prompt in prompts(6):
         ref = hf_greedy(target, prompt, 40)
         baseline = Engine(target, 16, GREEDY)
-        ngram = Engine(target, 16, GREEDY, get_strategy("greedy"), NgramDrafter(), k)
+        ngram = Engine(target, 16, GREEDY, get_strategy("greedy"), NgramDrafter(min_ngram=1), k)
         model = Engine(target, 16, GREEDY, get_strategy("greedy"),
                        DraftModelDrafter(draft, GREEDY, 16, lambda: None), k)
         for engine in (baseline, ngram, model):
@@ -130,7 +130,7 @@ def test_eos_and_budget(target, draft):
     eos = free[7]  # declare the 8th greedy token an EOS: generation must stop right after it
     ref = hf_greedy(target, prompt, 30, eos=eos)
     assert ref[-1] == eos and len(ref) <= 8
-    for drafter in (NgramDrafter(), DraftModelDrafter(draft, GREEDY, 16, lambda: None)):
+    for drafter in (NgramDrafter(min_ngram=1), DraftModelDrafter(draft, GREEDY, 16, lambda: None)):
         engine = Engine(target, 16, GREEDY, get_strategy("greedy"), drafter, 4, eos_ids=(eos,))
         assert run_engine(engine, prompt, 30)[0] == ref
     for budget in (1, 2, 5, 13):
@@ -183,7 +183,7 @@ def test_sps_engine_samples_the_target_law(drafter_kind, k):
     counts = dict.fromkeys(law, 0)
     for seed in range(n):
         drafter = (DraftModelDrafter(draft, sampling, vocab, lambda: None)
-                   if drafter_kind == "model" else NgramDrafter())
+                   if drafter_kind == "model" else NgramDrafter(min_ngram=1))
         engine = Engine(target, vocab, sampling, get_strategy("sps"), drafter, k)
         tokens, _ = run_engine(engine, prompt, m, seed=seed)
         counts[tuple(tokens)] += 1

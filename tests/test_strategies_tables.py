@@ -394,6 +394,7 @@ def test_get_strategy_rejects(name: str, params: dict) -> None:
 
 
 def test_backend_keyword() -> None:
-    assert get_strategy("sps", backend="torch").backend == "torch"
-    with pytest.raises(ValueError, match="backend 'cuda' not available"):
-        get_strategy("sps", backend="cuda")
+    for backend in ("torch", "cpu", "cuda", "auto"):
+        assert get_strategy("sps", backend=backend).backend == backend
+    with pytest.raises(ValueError, match="backend 'tpu' not available"):
+        get_strategy("sps", backend="tpu")
