@@ -76,7 +76,7 @@ def main() -> None:
     names = ("hf_generate", "hf_pld", "sb_baseline", "sb_pld")
     rates: dict[str, list[float]] = {k: [] for k in names}
     overhead = total = 0.0
-    mismatches = accepted_steps = 0
+    mismatches = 0
     for r in range(args.rounds):
         tokens = dict.fromkeys(names, 0)
         times = dict.fromkeys(names, 0.0)
@@ -98,21 +98,21 @@ def main() -> None:
             overhead += o
             total += tot
             mismatches += out != ref
-            accepted_steps += 1
         for k in names:
             rates[k].append(tokens[k] / times[k])
         print(f"round {r + 1}: " + ", ".join(f"{k} {rates[k][-1]:.2f} tok/s" for k in names))
 
     med = {k: statistics.median(v) for k, v in rates.items()}
-    ratio = {  # per-round ratios, then the median: both sides of a ratio ran in the same round
-        "specbench PLD / transformers PLD (goal >= 1.3)":
-            statistics.median(a / b for a, b in zip(rates["sb_pld"], rates["hf_pld"])),
+    def ratio_of(a: str, b: str) -> float:
+        # per-round ratios, then the median: both sides of a ratio ran in the same round
+        return statistics.median(x / y for x, y in zip(rates[a], rates[b], strict=True))
+
+    ratio = {
+        "specbench PLD / transformers PLD (goal >= 1.3)": ratio_of("sb_pld", "hf_pld"),
         "specbench baseline / transformers generate (goal >= 1.0)":
-            statistics.median(a / b for a, b in zip(rates["sb_baseline"], rates["hf_generate"])),
-        "transformers PLD / transformers generate":
-            statistics.median(a / b for a, b in zip(rates["hf_pld"], rates["hf_generate"])),
-        "specbench PLD / specbench baseline":
-            statistics.median(a / b for a, b in zip(rates["sb_pld"], rates["sb_baseline"])),
+            ratio_of("sb_baseline", "hf_generate"),
+        "transformers PLD / transformers generate": ratio_of("hf_pld", "hf_generate"),
+        "specbench PLD / specbench baseline": ratio_of("sb_pld", "sb_baseline"),
     }
     print(f"\n{len(ids_list)} prompts x {args.rounds} rounds, max_new_tokens {n}, greedy, "
           f"torch threads {torch.get_num_threads()}, drafter {args.drafter}")

@@ -23,7 +23,7 @@ DEFAULT_STRATEGIES = ("sps", "tas", "cactus")
 class RunConfig:
     target: str = "default"  # "default" | .gguf file | model folder | cached hub id
     draft: str | None = None  # draft model; None -> model-free drafter
-    drafter: str | None = None  # "model" | "ngram[:max_ngram=3,min_ngram=1]"; None -> by draft
+    drafter: str | None = None  # "model" | "ngram[:max_ngram=3,min_ngram=2]"; None -> by draft
     strategies: list[str] = field(default_factory=lambda: list(DEFAULT_STRATEGIES))
     suites: list[str] = field(default_factory=lambda: ["default"])
     limit: int | None = None  # prompts per suite
@@ -68,7 +68,8 @@ def load_yaml(path: Path) -> dict[str, Any]:
         raise BadInput(f"{path}: expected a mapping of settings at the top level")
     unknown = sorted(set(data) - FIELDS)
     if unknown:
-        raise BadInput(f"{path}: unknown setting {unknown[0]!r} (settings: {', '.join(sorted(FIELDS))})")
+        known = ", ".join(sorted(FIELDS))
+        raise BadInput(f"{path}: unknown setting {unknown[0]!r} (settings: {known})")
     if "strategies" in data:
         data["strategies"] = [_strategy_entry(path, s) for s in _as_list(data["strategies"])]
     if "suites" in data:
@@ -120,7 +121,8 @@ def validate(cfg: RunConfig) -> None:
          f"--max-new-tokens must be >= 1 (got {cfg.max_new_tokens})"),
         (cfg.limit is None or (isinstance(cfg.limit, int) and cfg.limit >= 1),
          f"--limit must be >= 1 (got {cfg.limit})"),
-        (isinstance(cfg.warmup, int) and cfg.warmup >= 0, f"warmup must be >= 0 (got {cfg.warmup})"),
+        (isinstance(cfg.warmup, int) and cfg.warmup >= 0,
+         f"warmup must be >= 0 (got {cfg.warmup})"),
         (cfg.dtype in ("auto", "float32", "bfloat16", "float16"),
          f"--dtype must be auto, float32, bfloat16 or float16 (got {cfg.dtype})"),
         (cfg.backend in ("auto", "torch", "cpu", "cuda"),

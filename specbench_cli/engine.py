@@ -104,7 +104,9 @@ class Engine:
         return n
 
     @torch.inference_mode()
-    def generate(self, prompt_ids: list[int], max_new_tokens: int, seed: int) -> Iterator[StepRecord]:
+    def generate(
+        self, prompt_ids: list[int], max_new_tokens: int, seed: int
+    ) -> Iterator[StepRecord]:
         from transformers import DynamicCache
 
         gen = torch.Generator(device=self.device).manual_seed(seed)

@@ -60,10 +60,7 @@ def encode(tokenizer: Any, messages: list[dict[str, str]], chat_template: bool) 
     if chat_template and getattr(tokenizer, "chat_template", None):
         text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         return tokenizer(text, add_special_tokens=False)["input_ids"]
-    text = "\n".join(
-        m["content"] if m["role"] == "user" else f"{m['content']}" for m in messages
-    )
-    return tokenizer(text)["input_ids"]
+    return tokenizer("\n".join(m["content"] for m in messages))["input_ids"]
 
 
 def peak_memory_bytes(device: Any) -> int:
@@ -194,11 +191,6 @@ def write_results(out: Path, data: ResultsFile) -> None:
     write_json_atomic(out / RESULTS_NAME, data)
 
 
-__all__ = ["BASELINE", "Contender", "append_record", "environment", "failed_record",
-           "prepare_output", "run_prompt", "results_file", "write_results",
-           "DEFAULT_MAX_NEW_TOKENS"]
-
-
 # --- orchestration -------------------------------------------------------------------------
 
 
@@ -251,9 +243,9 @@ def strategy_info(contenders: list[Contender]) -> dict[str, dict[str, Any]]:
 
 def execute(cfg: RunConfig, progress: Any = None) -> tuple[Path, ResultsFile, bool]:
     """Run everything; return (run folder, results, interrupted). Bad input raises first."""
+    from specbench_cli.kernels import resolve_backend
     from specbench_cli.metrics import aggregate
     from specbench_cli.models import check_pair, check_spec, load_model
-    from specbench_cli.kernels import resolve_backend
     from specbench_cli.suites import load_suite
 
     suites = [load_suite(s, cfg.limit) for s in cfg.suites]

@@ -29,7 +29,7 @@ def run(
     draft: Annotated[str | None, typer.Option(
         help="Draft model (same forms as --target); selects the 'model' drafter.")] = None,
     drafter: Annotated[str | None, typer.Option(
-        help="Drafter: 'model' or 'ngram[:max_ngram=3,min_ngram=1]' (default: model if --draft "
+        help="Drafter: 'model' or 'ngram[:max_ngram=3,min_ngram=2]' (default: model if --draft "
              "is given, else ngram).")] = None,
     strategy: Annotated[list[str] | None, typer.Option(
         "--strategy", "-s",
@@ -38,7 +38,8 @@ def run(
     suite: Annotated[list[str] | None, typer.Option(
         "--suite", help="Bundled suite name or a JSONL file; repeatable.")] = None,
     limit: Annotated[int | None, typer.Option(help="At most N prompts per suite.")] = None,
-    k: Annotated[int | None, typer.Option("--k", help="Tokens drafted per step (default 4).")] = None,
+    k: Annotated[int | None, typer.Option(
+        "--k", help="Tokens drafted per step (default 4).")] = None,
     temperature: Annotated[float | None, typer.Option(
         help="Sampling temperature; 0 = greedy (default 1.0).")] = None,
     top_k: Annotated[int | None, typer.Option(help="Top-k filter, 0 = off.")] = None,

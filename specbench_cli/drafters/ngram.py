@@ -16,7 +16,8 @@ tokens for shorter matches, did not help (1.18x, 1.05x).
 An index from each n-gram to the end of its earliest occurrence is updated incrementally, so a
 proposal costs O(max_ngram) dictionary look-ups instead of a scan of the whole context.
 
-Example: context [5 6 7 9 5 6], max_ngram 3, k 3 -> the 2-gram (5 6) first ended at 2, propose [7 9 5].
+Example: context [5 6 7 9 5 6], max_ngram 3, k 3 -> the 2-gram (5 6) first ended at 2,
+propose [7 9 5].
 """
 
 from __future__ import annotations

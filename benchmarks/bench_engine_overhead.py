@@ -1,0 +1,67 @@
+"""Engine overhead per speculative step with the PyTorch reference verifier vs compiled kernels.
+
+Default model, temperature 1, n-gram drafter, SpS and Cactus; for every prompt each backend runs
+back to back (same seeds, so the same tokens: the backends agree exactly). Overhead is the step
+time outside model forward passes (drafting, logit processing, verification, cache bookkeeping)
+as a share of step time; the issue 5 CPU goal is a lower share with the kernel.
+
+Run: .venv/bin/python benchmarks/bench_engine_overhead.py [--per-suite 2] [--max-new-tokens 64]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+
+from specbench_cli.drafters.ngram import NgramDrafter
+from specbench_cli.engine import Engine
+from specbench_cli.kernels import resolve_backend
+from specbench_cli.models import check_spec, load_model
+from specbench_cli.runner import encode, eos_ids, quiet_transformers
+from specbench_cli.sampling import SamplingConfig
+from specbench_cli.strategies import get_strategy
+from specbench_cli.suites import load_suite
+
+SUITES = ("summarization", "rag", "math", "chat")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--per-suite", type=int, default=2)
+    ap.add_argument("--max-new-tokens", type=int, default=64)
+    args = ap.parse_args()
+    quiet_transformers()
+    m = load_model(check_spec("default"))
+    eos = eos_ids(m)
+    prompts = [p.turns[0] for s in SUITES for p in load_suite(s, args.per_suite).prompts]
+    ids_list = [encode(m.tokenizer, [{"role": "user", "content": t}], True) for t in prompts]
+    sampling = SamplingConfig(temperature=1.0)
+    backends = ("torch", resolve_backend("cpu", "cpu"))
+    print(f"backends: {backends} (the second falls back to torch if the kernel cannot build)")
+    for name in ("sps", "cactus"):
+        share: dict[str, list[float]] = {b: [] for b in backends}
+        verify_ms: dict[str, list[float]] = {b: [] for b in backends}
+        outputs: dict[str, list[list[int]]] = {b: [] for b in backends}
+        for ids in ids_list:
+            for backend in backends:
+                engine = Engine(m.model, m.vocab_size, sampling, get_strategy(name, backend=backend),
+                                NgramDrafter(), 4, eos)
+                over = total = 0.0
+                tokens: list[int] = []
+                for step in engine.generate(ids, args.max_new_tokens, seed=0):
+                    tokens += step.tokens
+                    if not step.prefill:
+                        over += step.step_s - step.target_s - step.draft_forward_s
+                        total += step.step_s
+                        verify_ms[backend].append(1000 * step.verify_s)
+                share[backend].append(over / total)
+                outputs[backend].append(tokens)
+        same = outputs[backends[0]] == outputs[backends[1]]
+        print(f"{name}: identical tokens across backends: {same}")
+        for b in backends:
+            print(f"  {b:6s} overhead median {100 * statistics.median(share[b]):.2f}% of step time"
+                  f", verify median {statistics.median(verify_ms[b]):.3f} ms per step")
+
+
+if __name__ == "__main__":
+    main()
