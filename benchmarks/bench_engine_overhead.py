@@ -14,16 +14,13 @@ from __future__ import annotations
 import argparse
 import statistics
 
+from common import default_model_and_prompts
+
 from specbench_cli.drafters.ngram import NgramDrafter
 from specbench_cli.engine import Engine
 from specbench_cli.kernels import resolve_backend
-from specbench_cli.models import check_spec, load_model
-from specbench_cli.runner import encode, eos_ids, quiet_transformers
 from specbench_cli.sampling import SamplingConfig
 from specbench_cli.strategies import get_strategy
-from specbench_cli.suites import load_suite
-
-SUITES = ("summarization", "rag", "math", "chat")
 
 
 def main() -> None:
@@ -31,11 +28,7 @@ def main() -> None:
     ap.add_argument("--per-suite", type=int, default=2)
     ap.add_argument("--max-new-tokens", type=int, default=64)
     args = ap.parse_args()
-    quiet_transformers()
-    m = load_model(check_spec("default"))
-    eos = eos_ids(m)
-    prompts = [p.turns[0] for s in SUITES for p in load_suite(s, args.per_suite).prompts]
-    ids_list = [encode(m.tokenizer, [{"role": "user", "content": t}], True) for t in prompts]
+    m, eos, ids_list = default_model_and_prompts(args.per_suite)
     sampling = SamplingConfig(temperature=1.0)
     backends = ("torch", resolve_backend("cpu", "cpu"))
     print(f"backends: {backends} (the second falls back to torch if the kernel cannot build)")
@@ -45,14 +38,14 @@ def main() -> None:
         outputs: dict[str, list[list[int]]] = {b: [] for b in backends}
         for ids in ids_list:
             for backend in backends:
-                engine = Engine(m.model, m.vocab_size, sampling, get_strategy(name, backend=backend),
-                                NgramDrafter(), 4, eos)
+                strategy = get_strategy(name, backend=backend)
+                engine = Engine(m.model, m.vocab_size, sampling, strategy, NgramDrafter(), 4, eos)
                 over = total = 0.0
                 tokens: list[int] = []
                 for step in engine.generate(ids, args.max_new_tokens, seed=0):
                     tokens += step.tokens
                     if not step.prefill:
-                        over += step.step_s - step.target_s - step.draft_forward_s
+                        over += step.overhead_s
                         total += step.step_s
                         if step.drafted:  # steps without drafts never reach the verifier
                             verify_ms[backend].append(1000 * step.verify_s)

@@ -20,17 +20,13 @@ import statistics
 import time
 
 import torch
+from common import default_model_and_prompts
 
 from specbench_cli.drafters import parse_drafter_spec
 from specbench_cli.drafters.ngram import NgramDrafter
 from specbench_cli.engine import Engine
-from specbench_cli.models import check_spec, load_model
-from specbench_cli.runner import encode, eos_ids, quiet_transformers
 from specbench_cli.sampling import SamplingConfig
 from specbench_cli.strategies import get_strategy
-from specbench_cli.suites import load_suite
-
-SUITES = ("summarization", "rag", "math", "chat")  # Spec-Bench-style mix, 3 prompts each
 
 
 def hf_generate(model, ids, n, eos, **kwargs):
@@ -47,7 +43,7 @@ def engine_generate(engine, ids, n):
     for step in engine.generate(ids, n, seed=0):
         tokens += step.tokens
         if not step.prefill:
-            overhead += step.step_s - step.target_s - step.draft_forward_s
+            overhead += step.overhead_s
             total += step.step_s
     return tokens, time.perf_counter() - start, overhead, total
 
@@ -59,11 +55,7 @@ def main() -> None:
     ap.add_argument("--per-suite", type=int, default=3)
     ap.add_argument("--drafter", default="ngram", help="ngram drafter spec, e.g. ngram:min_ngram=2")
     args = ap.parse_args()
-    quiet_transformers()
-    m = load_model(check_spec("default"))
-    eos = eos_ids(m)
-    prompts = [p.turns[0] for s in SUITES for p in load_suite(s, args.per_suite).prompts]
-    ids_list = [encode(m.tokenizer, [{"role": "user", "content": t}], True) for t in prompts]
+    m, eos, ids_list = default_model_and_prompts(args.per_suite)
     greedy = SamplingConfig(temperature=0.0)
     _, params = parse_drafter_spec(args.drafter)
     baseline = Engine(m.model, m.vocab_size, greedy, eos_ids=eos)

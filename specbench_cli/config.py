@@ -108,6 +108,7 @@ def build_config(yaml_path: Path | None, overrides: dict[str, Any]) -> RunConfig
 def validate(cfg: RunConfig) -> None:
     """Value checks that need no model; raise BadInput with the flag name."""
     from specbench_cli.drafters import drafter_class, parse_drafter_spec
+    from specbench_cli.kernels import BACKENDS
     from specbench_cli.strategies import parse_strategy_spec
 
     checks = [
@@ -125,8 +126,8 @@ def validate(cfg: RunConfig) -> None:
          f"warmup must be >= 0 (got {cfg.warmup})"),
         (cfg.dtype in ("auto", "float32", "bfloat16", "float16"),
          f"--dtype must be auto, float32, bfloat16 or float16 (got {cfg.dtype})"),
-        (cfg.backend in ("auto", "torch", "cpu", "cuda"),
-         f"--backend must be auto, torch, cpu or cuda (got {cfg.backend})"),
+        (cfg.backend in BACKENDS,
+         f"--backend must be one of {', '.join(BACKENDS)} (got {cfg.backend})"),
         (bool(cfg.strategies), "at least one --strategy is needed"),
         (bool(cfg.suites), "at least one --suite is needed"),
     ]

@@ -39,6 +39,11 @@ class StepRecord:
     tv: float = 0.0
     audited: int = 0  # drafted positions the audit covered
 
+    @property
+    def overhead_s(self) -> float:
+        """The engine's own time in this step: everything outside model forward passes."""
+        return self.step_s - self.target_s - self.draft_forward_s
+
 
 def device_sync(device: torch.device) -> Callable[[], None]:
     if device.type == "cuda":

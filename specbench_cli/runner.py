@@ -202,7 +202,8 @@ def quiet_transformers() -> None:
     transformers.logging.disable_progress_bar()
 
 
-def build_contenders(cfg: RunConfig, target: Any, draft: Any, vocab: int) -> list[Contender]:
+def build_contenders(cfg: RunConfig, target: Any, draft: Any, vocab: int,
+                     backend: str) -> list[Contender]:
     from specbench_cli.drafters import drafter_class, parse_drafter_spec
     from specbench_cli.engine import Engine, device_sync
     from specbench_cli.sampling import SamplingConfig
@@ -215,13 +216,13 @@ def build_contenders(cfg: RunConfig, target: Any, draft: Any, vocab: int) -> lis
     label = cfg.effective_drafter()
     for spec in cfg.strategies:
         parsed = parse_strategy_spec(spec)
-        strategy = get_strategy(parsed.name, backend=cfg.backend, **parsed.params)
+        strategy = get_strategy(parsed.name, backend=backend, **parsed.params)
         if name == "model":
             drafter = drafter_class(name)(draft.model, sampling, vocab, device_sync(draft.device))
         else:
             drafter = drafter_class(name)(**params)
         engine = Engine(target.model, vocab, sampling, strategy, drafter, cfg.k, eos,
-                        audit=cfg.audit and not strategy.LOSSLESS)
+                        audit=cfg.audit and not strategy.lossless)
         contenders.append(Contender(strategy.label, label, engine))
     return contenders
 
@@ -256,12 +257,13 @@ def execute(cfg: RunConfig, progress: Any = None) -> tuple[Path, ResultsFile, bo
     target = load_model(target_src, cfg.dtype, cfg.trust_remote_code)
     draft = load_model(draft_src, cfg.dtype, cfg.trust_remote_code) if draft_src else None
     vocab = check_pair(target, draft) if draft else target.vocab_size
-    contenders = build_contenders(cfg, target, draft, vocab)
-    env = environment(target.device)
-    try:
-        env["verify_backend"] = resolve_backend(cfg.backend, target.device)
+    try:  # once per run, so `auto` is not re-resolved at every verification step
+        backend = resolve_backend(cfg.backend, target.device)
     except ValueError as exc:
         raise BadInput(f"--backend: {exc}") from None
+    contenders = build_contenders(cfg, target, draft, vocab, backend)
+    env = environment(target.device)
+    env["verify_backend"] = backend
 
     first = suites[0].prompts[0] if suites and suites[0].prompts else None
     for c in contenders:  # warm-up: allocator, kernels, caches; untimed and not recorded
