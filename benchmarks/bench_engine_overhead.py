@@ -27,19 +27,25 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--per-suite", type=int, default=2)
     ap.add_argument("--max-new-tokens", type=int, default=64)
+    ap.add_argument("--noise-mode", action="append", choices=("race", "icdf"),
+                    help="final-token noise mode(s) to time (default: race and icdf)")
     args = ap.parse_args()
+    modes = args.noise_mode or ["race", "icdf"]
     m, eos, ids_list = default_model_and_prompts(args.per_suite)
     sampling = SamplingConfig(temperature=1.0)
     backends = ("torch", resolve_backend("cpu", "cpu"))
     print(f"backends: {backends} (the second falls back to torch if the kernel cannot build)")
+    runs = [(b, mode) for mode in modes for b in backends]
     for name in ("sps", "cactus"):
-        share: dict[str, list[float]] = {b: [] for b in backends}
-        verify_ms: dict[str, list[float]] = {b: [] for b in backends}
-        outputs: dict[str, list[list[int]]] = {b: [] for b in backends}
+        share: dict[tuple, list[float]] = {r: [] for r in runs}
+        verify_ms: dict[tuple, list[float]] = {r: [] for r in runs}
+        outputs: dict[tuple, list[list[int]]] = {r: [] for r in runs}
         for ids in ids_list:
-            for backend in backends:
+            for run in runs:  # interleaved per prompt, so drift hits every contender alike
+                backend, mode = run
                 strategy = get_strategy(name, backend=backend)
-                engine = Engine(m.model, m.vocab_size, sampling, strategy, NgramDrafter(), 4, eos)
+                engine = Engine(m.model, m.vocab_size, sampling, strategy, NgramDrafter(), 4, eos,
+                                noise_mode=mode)
                 over = total = 0.0
                 tokens: list[int] = []
                 for step in engine.generate(ids, args.max_new_tokens, seed=0):
@@ -48,15 +54,17 @@ def main() -> None:
                         over += step.overhead_s
                         total += step.step_s
                         if step.drafted:  # steps without drafts never reach the verifier
-                            verify_ms[backend].append(1000 * step.verify_s)
-                share[backend].append(over / total)
-                outputs[backend].append(tokens)
-        same = outputs[backends[0]] == outputs[backends[1]]
-        print(f"{name}: identical tokens across backends: {same}")
-        for b in backends:
-            print(f"  {b:6s} overhead median {100 * statistics.median(share[b]):.2f}% of step time"
-                  f", verify median {statistics.median(verify_ms[b]):.3f} ms per drafted step "
-                  f"({len(verify_ms[b])} steps)")
+                            verify_ms[run].append(1000 * step.verify_s)
+                share[run].append(over / total)
+                outputs[run].append(tokens)
+        for mode in modes:
+            same = outputs[(backends[0], mode)] == outputs[(backends[1], mode)]
+            print(f"{name}, {mode} noise: identical tokens across backends: {same}")
+        for run in runs:
+            print(f"  {run[0]:6s} {run[1]:4s} overhead median "
+                  f"{100 * statistics.median(share[run]):.2f}% of step time, verify median "
+                  f"{statistics.median(verify_ms[run]):.3f} ms per drafted step "
+                  f"({len(verify_ms[run])} steps)")
 
 
 if __name__ == "__main__":

@@ -38,7 +38,10 @@ SAMPLING_KEYS = (
     "target",
     "draft",
     "dtype",
+    "noise_mode",
 )
+# values of keys that older result files do not record
+CONFIG_DEFAULTS = {"noise_mode": "race"}
 HARDWARE_KEYS = ("device", "cpu", "gpu", "cpu_threads")
 
 ZERO_BASELINE_EPS = 1e-9  # absolute worsening tolerated when the baseline value is exactly 0
@@ -250,7 +253,9 @@ def _row_messages(
 def _differences(base: Run, cand: Run, section: str, keys: tuple[str, ...]) -> str:
     """`key a vs b; ...` for the keys of a results-file section on which two runs differ."""
     before, after = (run.results.get(section) for run in (base, cand))
-    before, after = (part if isinstance(part, dict) else {} for part in (before, after))
+    before, after = (
+        {**CONFIG_DEFAULTS, **part} if isinstance(part, dict) else {} for part in (before, after)
+    )
     return "; ".join(
         f"{key} {before.get(key)!r} vs {after.get(key)!r}"
         for key in keys

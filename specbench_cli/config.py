@@ -37,6 +37,7 @@ class RunConfig:
     trust_remote_code: bool = False
     chat_template: bool = True
     backend: str = "auto"  # verify kernels: auto | torch | cpu | cuda (auto: fastest available)
+    noise_mode: str = "race"  # final-token noise (algorithms.md 0.4): race (exact everywhere) | icdf
     warmup: int = 1  # untimed warm-up generations per engine
     audit: bool = True  # divergence audit of lossy strategies (untimed)
     output: str | None = None  # run folder; None -> runs/<timestamp>
@@ -110,6 +111,7 @@ def validate(cfg: RunConfig) -> None:
     from specbench_cli.drafters import drafter_class, parse_drafter_spec
     from specbench_cli.kernels import BACKENDS
     from specbench_cli.strategies import parse_strategy_spec
+    from specbench_cli.strategies.base import NOISE_MODES
 
     checks = [
         (isinstance(cfg.k, int) and cfg.k >= 1, f"--k must be an integer >= 1 (got {cfg.k})"),
@@ -128,6 +130,8 @@ def validate(cfg: RunConfig) -> None:
          f"--dtype must be auto, float32, bfloat16 or float16 (got {cfg.dtype})"),
         (cfg.backend in BACKENDS,
          f"--backend must be one of {', '.join(BACKENDS)} (got {cfg.backend})"),
+        (cfg.noise_mode in NOISE_MODES,
+         f"--noise-mode must be race or icdf (got {cfg.noise_mode})"),
         (bool(cfg.strategies), "at least one --strategy is needed"),
         (bool(cfg.suites), "at least one --suite is needed"),
     ]

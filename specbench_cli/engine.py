@@ -64,6 +64,7 @@ class Engine:
         eos_ids: generation stops after any of these is committed.
         audit: compute KL/TV of the strategy's output law against q at drafted positions
             (untimed; adds O(V log V) work per position for Cactus).
+        noise_mode: final-token noise of the verify step, race or icdf (algorithms.md 0.4).
     """
 
     def __init__(
@@ -76,6 +77,7 @@ class Engine:
         k: int = 4,
         eos_ids: tuple[int, ...] = (),
         audit: bool = False,
+        noise_mode: str = "race",
     ):
         self.model = model
         self.device = model.get_input_embeddings().weight.device
@@ -86,6 +88,7 @@ class Engine:
         self.k = k if drafter is not None else 0
         self.eos_ids = frozenset(eos_ids)
         self.audit = audit
+        self.noise_mode = noise_mode
         self.sync = device_sync(self.device)
 
     def _forward(self, ids: list[int], cache: Any, keep_last: bool) -> torch.Tensor:
@@ -187,7 +190,8 @@ class Engine:
         p = None if self.sampling.greedy or draft_probs is None else draft_probs[None]
         # inputs come from our own softmax: value checks would cost more than the kernel
         result = self.strategy.verify(
-            target_probs[None], p, x, generator=gen, target_logits=processed[None], validate=False
+            target_probs[None], p, x, generator=gen, target_logits=processed[None],
+            noise_mode=self.noise_mode, validate=False,
         )
         accepted = int(result.num_accepted[0])
         return accepted, int(result.tokens[0, accepted]), target_probs, p

@@ -43,7 +43,8 @@ def _quality(row: dict[str, Any]) -> str:
 def results_table(data: dict[str, Any]) -> Table:
     cfg = data["config"]
     title = (f"specbench: target {cfg['target']}, drafter {cfg['drafter']}, k={cfg['k']}, "
-             f"T={cfg['temperature']}" + ("" if data.get("status") != "interrupted"
+             f"T={cfg['temperature']}, {cfg.get('noise_mode', 'race')} noise"
+             + ("" if data.get("status") != "interrupted"
                                           else " (interrupted: partial results)"))
     table = Table(title=title, title_justify="left")
     for name in ("suite", "strategy", "n", "tok/s", "speedup", "95% CI", "tok/step",

@@ -222,7 +222,7 @@ def build_contenders(cfg: RunConfig, target: Any, draft: Any, vocab: int,
         else:
             drafter = drafter_class(name)(**params)
         engine = Engine(target.model, vocab, sampling, strategy, drafter, cfg.k, eos,
-                        audit=cfg.audit and not strategy.lossless)
+                        audit=cfg.audit and not strategy.lossless, noise_mode=cfg.noise_mode)
         contenders.append(Contender(strategy.label, label, engine))
     return contenders
 

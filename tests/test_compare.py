@@ -371,6 +371,14 @@ def test_config_mismatch_is_bad_input_unless_allowed(base: Path, tmp_path: Path)
     assert "different settings" in allowed.stderr
 
 
+def test_noise_mode_mismatch_is_bad_input(base: Path, tmp_path: Path) -> None:
+    """Files written before noise_mode was recorded count as race, the only mode they had."""
+    race = edit_results(make_run(tmp_path / "race"), "config", noise_mode="race")
+    assert compare(base, race, "-t", "speedup=5%").returncode == 0
+    icdf = edit_results(make_run(tmp_path / "icdf"), "config", noise_mode="icdf")
+    assert_bad_input(compare(base, icdf), "noise_mode 'race' vs 'icdf'")
+
+
 def test_rows_in_one_file_only_are_warnings(base: Path, tmp_path: Path) -> None:
     cand = edit_results(make_run(tmp_path / "cand"), 1, strategy="tas")
     result = compare(base, cand, "-t", "mean_accepted_tokens=0%")

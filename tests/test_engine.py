@@ -168,10 +168,12 @@ def exact_law(model, prompt: list[int], m: int, vocab: int) -> dict[tuple[int, .
     return law
 
 
-@pytest.mark.parametrize("drafter_kind,k", [("model", 1), ("model", 3), ("ngram", 2)])
-def test_sps_engine_samples_the_target_law(drafter_kind, k):
+@pytest.mark.parametrize("drafter_kind,k,noise_mode",
+                         [("model", 1, "race"), ("model", 3, "race"), ("ngram", 2, "race"),
+                          ("model", 3, "icdf")])
+def test_sps_engine_samples_the_target_law(drafter_kind, k, noise_mode):
     """Whole engine (drafting, caches, bonus, catch-up) under SpS at T=1: the first 3 tokens
-    follow the target's exact law (chi-square, p > 1e-6; fixed seeds)."""
+    follow the target's exact law (chi-square, p > 1e-6; fixed seeds), in both noise modes."""
     vocab, m, n = 4, 3, 3000
     target, draft = tiny_lm(vocab, seed=3), tiny_lm(vocab, seed=4, layers=1, hidden=16)
     # soften the models so every continuation has mass and drafts are often rejected
@@ -184,7 +186,8 @@ def test_sps_engine_samples_the_target_law(drafter_kind, k):
     for seed in range(n):
         drafter = (DraftModelDrafter(draft, sampling, vocab, lambda: None)
                    if drafter_kind == "model" else NgramDrafter(min_ngram=1))
-        engine = Engine(target, vocab, sampling, get_strategy("sps"), drafter, k)
+        engine = Engine(target, vocab, sampling, get_strategy("sps"), drafter, k,
+                        noise_mode=noise_mode)
         tokens, _ = run_engine(engine, prompt, m, seed=seed)
         counts[tuple(tokens)] += 1
     keys = sorted(law)
