@@ -2,7 +2,9 @@
 //
 // Three phases inside one OpenMP parallel region (torch's own libgomp is reused: same soname):
 //   1. per request: acceptance chain. Lazy strategies (sps, cactus, interp) gather 2 values per
-//      position; scan strategies (greedy, tas, topk) scan rows 0..a until the first rejection.
+//      position; greedy and topk scan rows 0..a until the first rejection. TAS, whose entropy
+//      costs a log per token, walks its rows in step across all threads: each row's
+//      (request, vocabulary chunk) parts in parallel, then every open request decides.
 //   2. per (request, vocabulary chunk): partial sampling state of the final row's weights
 //      (race: best score and its lowest index; icdf: exact fixed-point mass).
 //   3. per request: combine chunk partials in chunk order, re-scan one chunk for icdf, fall back
@@ -12,27 +14,16 @@
 // (lets g++ vectorise the guarded divisions; it changes no result).
 #include "verify.h"
 
-#include <algorithm>
-#include <cstring>
-#include <vector>
+#include "cpu_rows.h"
 
-#if defined(__SSE__)
-#include <immintrin.h>
-#endif
+#include <algorithm>
+#include <vector>
 
 namespace specbench {
 namespace {
 
-// Hot loops get an AVX2 clone chosen at load time (ifunc); the build itself stays x86-64-v2 so a
-// cached binary runs on any CI or dev machine. No FMA is enabled, so results are identical.
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define SB_CLONES __attribute__((target_clones("avx2", "default")))
-#else
-#define SB_CLONES
-#endif
+using namespace cpu;  // NOLINT: the row scans are this file's vocabulary
 
-constexpr int64_t kChunk = 4096;  // vocabulary chunk per work item
-constexpr int kBlk = 64;          // inner block for vectorisable loops
 
 enum WeightKind : int32_t { kWQ = 0, kWSps, kWCactus, kWTopk };
 
@@ -44,6 +35,7 @@ struct RowState {
   int64_t draft = -1;   // draft token at `row` for residual weights
   int32_t weights = kWQ;
   bool sample = false;  // the final token is sampled from `weights` at `row`
+  bool tas_open = false;  // TAS: the row walk has not decided this request yet
   float cactus_h = 0.0f, cactus_scale = 0.0f, topk_theta = 0.0f;
 };
 
@@ -53,77 +45,12 @@ struct Partial {
   uint64_t mass;
 };
 
-inline float block_max(const float* s) {  // max of kBlk values (no NaN by construction)
-#if defined(__SSE__)
-  __m128 m0 = _mm_loadu_ps(s), m1 = _mm_loadu_ps(s + 4), m2 = _mm_loadu_ps(s + 8),
-         m3 = _mm_loadu_ps(s + 12);
-  for (int i = 16; i < kBlk; i += 16) {
-    m0 = _mm_max_ps(m0, _mm_loadu_ps(s + i));
-    m1 = _mm_max_ps(m1, _mm_loadu_ps(s + i + 4));
-    m2 = _mm_max_ps(m2, _mm_loadu_ps(s + i + 8));
-    m3 = _mm_max_ps(m3, _mm_loadu_ps(s + i + 12));
-  }
-  m0 = _mm_max_ps(_mm_max_ps(m0, m1), _mm_max_ps(m2, m3));
-  alignas(16) float t[4];
-  _mm_store_ps(t, m0);
-  return std::max(std::max(t[0], t[1]), std::max(t[2], t[3]));
-#else
-  float m = s[0];
-  for (int i = 1; i < kBlk; ++i) m = s[i] > m ? s[i] : m;
-  return m;
-#endif
-}
+struct TasPart {  // one vocabulary chunk of one TAS row
+  int64_t entropy;  // fixed-point part of the entropy sum
+  int64_t amax;     // lowest index of the chunk's maximum
+  float vmax;       // that maximum
+};
 
-// Sum of fixed_weight(w[i]) over len <= kBlk values, vectorised: trunc(w * 2^44) is an exact
-// integer in fp32 and any sum of kBlk of them (< 2^50) is exact in fp64, in any order.
-inline double block_fixed_mass(const float* w, int len) {
-  int i = 0;
-  double total = 0.0;
-#if defined(__SSE4_1__)
-  const __m128 scale = _mm_set1_ps(17592186044416.0f), zero = _mm_setzero_ps();
-  __m128d acc0 = _mm_setzero_pd(), acc1 = _mm_setzero_pd();
-  for (; i + 4 <= len; i += 4) {
-    const __m128 v = _mm_loadu_ps(w + i);
-    __m128 t = _mm_round_ps(_mm_mul_ps(v, scale), _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
-    t = _mm_and_ps(t, _mm_cmpgt_ps(v, zero));
-    acc0 = _mm_add_pd(acc0, _mm_cvtps_pd(t));
-    acc1 = _mm_add_pd(acc1, _mm_cvtps_pd(_mm_movehl_ps(t, t)));
-  }
-  acc0 = _mm_add_pd(acc0, acc1);
-  alignas(16) double lanes[2];
-  _mm_store_pd(lanes, acc0);
-  total = lanes[0] + lanes[1];
-#endif
-  for (; i < len; ++i) total += static_cast<double>(fixed_weight(w[i]));
-  return total;
-}
-
-// Sum of entropy_term_fixed(q[i], lg[i]) over len <= kBlk values, vectorised the same way:
-// each term is an integer of magnitude < 2^39 held exactly in fp64, and their sum is exact.
-inline double block_entropy_fixed(const float* q, const float* lg, int len) {
-  int i = 0;
-  double total = 0.0;
-#if defined(__SSE4_1__)
-  const __m128d scale = _mm_set1_pd(-1099511627776.0), zero = _mm_setzero_pd();
-  __m128d acc = _mm_setzero_pd();
-  for (; i + 2 <= len; i += 2) {
-    const __m128d qd = _mm_cvtps_pd(_mm_castsi128_ps(_mm_loadl_epi64(
-        reinterpret_cast<const __m128i*>(q + i))));
-    const __m128d ld = _mm_cvtps_pd(_mm_castsi128_ps(_mm_loadl_epi64(
-        reinterpret_cast<const __m128i*>(lg + i))));
-    // -(q * lg) * 2^40 == (q * lg) * -2^40 exactly (negation and power-of-two scale are exact)
-    __m128d t = _mm_round_pd(_mm_mul_pd(_mm_mul_pd(qd, ld), scale),
-                             _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
-    t = _mm_and_pd(t, _mm_cmpgt_pd(qd, zero));
-    acc = _mm_add_pd(acc, t);
-  }
-  alignas(16) double lanes[2];
-  _mm_store_pd(lanes, acc);
-  total = lanes[0] + lanes[1];
-#endif
-  for (; i < len; ++i) total += static_cast<double>(entropy_term_fixed(q[i], lg[i]));
-  return total;
-}
 
 // Weights of the final row for elements [begin, begin + len), len <= kBlk.
 // `p` is the draft row or null (one-hot at st.draft).
@@ -255,88 +182,20 @@ int64_t sample_row_serial(const RowState& st, const VerifyArgs& a, int64_t b, bo
   return icdf_find(st, a, b, 0, a.V, icdf_target(a.u_fin[b], total));
 }
 
-// Lowest index of the maximum of a row (torch.argmax semantics for finite input).
-SB_CLONES int64_t argmax_row(const float* x, int64_t V) {
-  alignas(16) float buf[kBlk];
-  float best = 0.0f;
-  int64_t besti = -1;
-  for (int64_t s = 0; s < V; s += kBlk) {
-    const int len = static_cast<int>(std::min<int64_t>(kBlk, V - s));
-    const float* xb = x + s;
-    float m;
-    if (len == kBlk) {
-      m = block_max(xb);
-    } else {
-      for (int i = 0; i < len; ++i) buf[i] = xb[i];
-      for (int i = len; i < kBlk; ++i) buf[i] = xb[0];
-      m = block_max(buf);
-    }
-    if (besti < 0 || m > best) {
-      int i = 0;
-      while (xb[i] != m) ++i;
-      best = m;
-      besti = s + i;
-    }
+
+// TAS accepted all n drafts: the bonus row's token is its argmax or a sample of q.
+void tas_bonus(const VerifyArgs& a, int64_t b, RowState* st) {
+  st->tas_open = false;
+  st->row = st->n;
+  if (a.tas_bonus_argmax) {
+    st->token = argmax_row(a.target_probs + (b * (a.k + 1) + st->n) * a.V, a.V);
+  } else {
+    st->sample = true;
+    st->weights = kWQ;
   }
-  return besti;
 }
 
-// Entropy (fixed point) and argmax of a row in one pass.
-SB_CLONES int64_t entropy_argmax_row(const float* q, int64_t V, int64_t* amax) {
-  alignas(16) float lg[kBlk];
-  alignas(16) float buf[kBlk];
-  int64_t h = 0;
-  float best = 0.0f;
-  int64_t besti = -1;
-  for (int64_t s = 0; s < V; s += kBlk) {
-    const int len = static_cast<int>(std::min<int64_t>(kBlk, V - s));
-    const float* qb = q + s;
-    for (int i = 0; i < len; ++i) lg[i] = entropy_log(qb[i]);
-    h += static_cast<int64_t>(block_entropy_fixed(qb, lg, len));
-    float m;
-    if (len == kBlk) {
-      m = block_max(qb);
-    } else {
-      for (int i = 0; i < len; ++i) buf[i] = qb[i];
-      for (int i = len; i < kBlk; ++i) buf[i] = qb[0];
-      m = block_max(buf);
-    }
-    if (besti < 0 || m > best) {
-      int i = 0;
-      while (qb[i] != m) ++i;
-      best = m;
-      besti = s + i;
-    }
-  }
-  *amax = besti;
-  return h;
-}
-
-// K-th largest value of a row (K clamped to [1, V]).
-SB_CLONES float kth_largest(const float* q, int64_t V, int64_t K, std::vector<float>* scratch) {
-  K = std::max<int64_t>(1, std::min(K, V));
-  if (K <= 32) {
-    float top[32];
-    int64_t c = 0;
-    for (int64_t i = 0; i < V; ++i) {
-      const float v = q[i];
-      if (c == K && !(v > top[K - 1])) continue;
-      int64_t j = c < K ? c++ : K - 1;
-      while (j > 0 && top[j - 1] < v) {
-        top[j] = top[j - 1];
-        --j;
-      }
-      top[j] = v;
-    }
-    return top[K - 1];
-  }
-  scratch->assign(q, q + V);
-  std::nth_element(scratch->begin(), scratch->begin() + (K - 1), scratch->end(),
-                   [](float x, float y) { return x > y; });
-  return (*scratch)[K - 1];
-}
-
-// Phase 1 for one request. Returns a Status.
+// Phase 1 for one request (TAS: validation only, see tas_walk). Returns a Status.
 int32_t accept_chain(const VerifyArgs& a, int64_t b, RowState* st, std::vector<float>* scratch) {
   const int64_t k = a.k, V = a.V;
   const int64_t n = a.num_drafts ? a.num_drafts[b] : k;
@@ -399,25 +258,10 @@ int32_t accept_chain(const VerifyArgs& a, int64_t b, RowState* st, std::vector<f
       }
       return kOk;
     }
-    case kTas: {
-      for (int64_t j = 0; j < n; ++j) {
-        int64_t amax = 0;
-        const int64_t hf = entropy_argmax_row(q + j * V, V, &amax);
-        const float tau = tas_threshold(entropy_from_fixed(hf), a.tas_eps, a.tas_alpha);
-        if (q[j * V + x[j]] > tau) continue;
-        reject_at(j);
-        st->token = amax;
-        return kOk;
-      }
-      st->row = n;
-      if (a.tas_bonus_argmax) {
-        st->token = argmax_row(q + n * V, V);
-      } else {
-        st->sample = true;
-        st->weights = kWQ;
-      }
+    case kTas:  // decided by tas_walk, all threads together
+      st->tas_open = true;
+      if (n == 0) tas_bonus(a, b, st);
       return kOk;
-    }
     case kTopk: {
       for (int64_t j = 0; j < n; ++j) {
         const float th = kth_largest(q + j * V, V, a.topk_k, scratch);
@@ -436,6 +280,48 @@ int32_t accept_chain(const VerifyArgs& a, int64_t b, RowState* st, std::vector<f
     }
   }
   return kBadArgs;
+}
+
+// Phase 1 of TAS, called by every thread of the region (orphaned `omp for`s): row j of all open
+// requests, entropy and argmax parts per chunk in parallel, then each open request combines its
+// parts in chunk order (exact: integer entropy, first index of the maximum) and decides.
+void tas_walk(const VerifyArgs& a, RowState* rows, TasPart* parts, int64_t C,
+              const int32_t* status) {
+  const int64_t B = a.B, k = a.k, V = a.V;
+  for (int64_t j = 0; j < k; ++j) {
+#pragma omp for schedule(static)
+    for (int64_t item = 0; item < B * C; ++item) {
+      const int64_t b = item / C, c = item % C;
+      if (*status != kOk || !rows[b].tas_open) continue;
+      const float* q = a.target_probs + (b * (k + 1) + j) * V;
+      TasPart& t = parts[item];
+      t.entropy = entropy_argmax_range(q, c * kChunk, std::min(V, (c + 1) * kChunk), &t.amax,
+                                       &t.vmax);
+    }
+#pragma omp for schedule(static)
+    for (int64_t b = 0; b < B; ++b) {
+      RowState* st = &rows[b];
+      if (*status != kOk || !st->tas_open) continue;
+      int64_t h = 0;
+      const TasPart* best = &parts[b * C];
+      for (int64_t c = 0; c < C; ++c) {
+        const TasPart& t = parts[b * C + c];
+        h += t.entropy;
+        if (t.vmax > best->vmax) best = &t;
+      }
+      const float tau = tas_threshold(entropy_from_fixed(h), a.tas_eps, a.tas_alpha);
+      const int64_t x = a.draft_tokens[b * k + j];
+      if (a.target_probs[(b * (k + 1) + j) * V + x] > tau) {
+        if (j + 1 == st->n) tas_bonus(a, b, st);
+        continue;
+      }
+      st->tas_open = false;
+      st->pos = j;
+      st->row = j;
+      st->draft = x;
+      st->token = best->amax;
+    }
+  }
 }
 
 // Phase 3 for one request: combine partials, sample, write outputs.
@@ -498,12 +384,16 @@ extern "C" int32_t specbench_verify_cpu(const specbench::VerifyArgs* args) {
   const int64_t C = (a.V + kChunk - 1) / kChunk;
   std::vector<RowState> rows(static_cast<size_t>(B));
   std::vector<Partial> parts(static_cast<size_t>(B * C));
+  std::vector<TasPart> tas_parts(static_cast<size_t>(a.strategy == kTas ? B * C : 0));
   int32_t status = kOk;
   // Thread only when there is enough work to pay for the fork (~ a few us).
   const bool scan = a.strategy == kGreedy || a.strategy == kTas || a.strategy == kTopk;
   // A fork/join costs a few us, and far more when the cores are oversubscribed: only thread
   // work of a few hundred us (at B = 1 phase 1 is one row chain anyway).
-  const bool threaded = B > 1 && B * a.V * (scan ? a.k + 1 : 1) >= (int64_t{1} << 18);
+  // TAS spends ~2 ns per token on its log, so its row walk pays for threads even at B = 1.
+  const int64_t cost = a.strategy == kTas ? 8 : 1;
+  const bool threaded = (B > 1 || a.strategy == kTas) &&
+                        B * a.V * (scan ? a.k + 1 : 1) * cost >= (int64_t{1} << 18);
   (void)threaded;
 #pragma omp parallel if (threaded)
   {
@@ -516,6 +406,7 @@ extern "C" int32_t specbench_verify_cpu(const specbench::VerifyArgs* args) {
         status = s;
       }
     }
+    if (a.strategy == kTas) tas_walk(a, rows.data(), tas_parts.data(), C, &status);
 #pragma omp for schedule(static)
     for (int64_t item = 0; item < B * C; ++item) {
       const int64_t b = item / C, c = item % C;
