@@ -9,7 +9,8 @@ any acceptance rule: the kernels implement algorithms.md section 1 and are teste
 reference (tests/test_kernels.py, `specbench kernels check`).
 
 Layers (style.md 2.12): `kernels/verify.h` (policy math shared by both backends) ->
-`verify_cpu.cpp` (C++ twin, OpenMP) and `verify_cuda.cu` (torch-free CUDA, extern "C") ->
+`verify_cpu.cpp` + `cpu_rows.h` (C++ twin, OpenMP) and `verify_cuda.cu` + `cuda_common.cuh`
+(torch-free CUDA, extern "C") ->
 `binding.cpp` (the only torch-aware file: `torch.ops.specbench.verify_cpu/verify_cuda`) -> here.
 The CPU twin and the binding build with `torch.utils.cpp_extension.load` (g++, ~15 s once);
 the CUDA library is built by `nvcc` directly and loaded with ctypes only when CUDA is present,
@@ -109,8 +110,10 @@ def _note(message: str) -> None:
 
 
 def _sources_hash(names: tuple[str, ...]) -> str:
+    """Hash of the named sources and every header beside them (a header edit means a rebuild)."""
     digest = hashlib.sha256()
-    for name in (*names, "verify.h"):
+    headers = sorted(p.name for p in source_dir().iterdir() if p.suffix in (".h", ".cuh"))
+    for name in (*names, *headers):
         digest.update((source_dir() / name).read_bytes())
     return digest.hexdigest()[:12]
 
