@@ -37,7 +37,7 @@ class RunConfig:
     trust_remote_code: bool = False
     chat_template: bool = True
     backend: str = "auto"  # verify kernels: auto | torch | cpu | cuda (auto: fastest available)
-    noise_mode: str = "race"  # final-token noise (algorithms.md 0.4): race (exact everywhere) | icdf
+    noise_mode: str = "race"  # final-token noise (algorithms.md 0.4): race | icdf
     warmup: int = 1  # untimed warm-up generations per engine
     audit: bool = True  # divergence audit of lossy strategies (untimed)
     output: str | None = None  # run folder; None -> runs/<timestamp>

@@ -98,8 +98,8 @@ def test_run_writes_results_and_records(tmp_path, tiny_target, tiny_draft, suite
     out = tmp_path / "run"
     result = run_cli("run", "--target", str(tiny_target), "--draft", str(tiny_draft),
                      "--suite", str(suite_file), "--strategy", "sps", "--strategy",
-                     "cactus:delta=0.5", "--max-new-tokens", "16", "--k", "3", "--noise-mode", "icdf",
-                     "--output", str(out))
+                     "cactus:delta=0.5", "--max-new-tokens", "16", "--k", "3",
+                     "--noise-mode", "icdf", "--output", str(out))
     assert result.returncode == 0, result.stderr
     assert "speedup" in result.stdout
     data = json.loads((out / "results.json").read_text())

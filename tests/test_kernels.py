@@ -314,3 +314,19 @@ def test_cuda_matches_cpu_and_reference(spec: str, mode: str) -> None:
                 assert torch.equal(cpu[1], accepted)
     result = kernel_checks.agreement("cuda", spec, mode, rows=2000, seed=1)
     assert result.failed == 0 and result.tolerated * 10_000 <= result.rows, str(result)
+
+
+def test_gpu_goal_lines_judge_the_graph_time() -> None:
+    """The issue 5 GPU goals read the CUDA-graph time when there is one, else the eager time."""
+    from specbench_cli.commands.kernels import _gpu_goals
+    from specbench_cli.kernel_checks import BenchResult
+
+    lines = _gpu_goals([
+        BenchResult("sps", 1, 4, 32000, 300.0, 9.0, graph_us=5.5),
+        BenchResult("sps", 8, 4, 32000, 300.0, 7.0),
+        BenchResult("sps", 64, 8, 128256, 1200.0, 40.0, graph_us=29.0),
+        BenchResult("sps", 64, 8, 128256, 500.0, 40.0, graph_us=29.0),
+        BenchResult("sps", 64, 4, 32000, 300.0, 9.0),
+    ])
+    assert [line.endswith("NOT met") for line in lines] == [False, True, False, True]
+    assert "5.5 us" in lines[0] and "41.4x" in lines[2]
