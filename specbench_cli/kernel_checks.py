@@ -249,7 +249,7 @@ def _copy_gbps(device: torch.device) -> float:
     return 2 * a.numel() / statistics.median(times) / 1e9
 
 
-def _graphed(fn: Callable[[], object], device: torch.device) -> Callable[[], object] | None:
+def graphed(fn: Callable[[], object], device: torch.device) -> Callable[[], object] | None:
     """`fn` captured once in a CUDA graph (returns its replay), or None if it cannot be captured
     (the reference syncs with the host, so only the kernel is graphed)."""
     try:
@@ -267,7 +267,7 @@ def _graphed(fn: Callable[[], object], device: torch.device) -> Callable[[], obj
         return None
 
 
-def _time_calls(fns: list[Callable[[], object]], repeats: int, device: torch.device) -> list[float]:
+def time_calls(fns: list[Callable[[], object]], repeats: int, device: torch.device) -> list[float]:
     """Median seconds per call of each fn, interleaved round by round after a warm-up."""
     for fn in fns:
         for _ in range(3):
@@ -312,7 +312,7 @@ def bench_grid(specs: list[str], Bs: list[int], ks: list[int], Vs: list[int], mo
                     inp = make_inputs("random", B, k, V, mode, g, strategy, draft_noise=0.5)
                     inp = Inputs(*[_to(t, dev) for t in (inp.target_probs, inp.draft_probs,
                                                          inp.draft_tokens)],  # fmt: skip
-                                 _noise_to(inp.noise, dev), _to(inp.num_drafts, dev),
+                                 noise_to(inp.noise, dev), _to(inp.num_drafts, dev),
                                  _to(inp.target_logits, dev))  # fmt: skip
                     args = (inp.target_probs, inp.draft_probs, inp.draft_tokens, inp.noise,
                             inp.target_logits, inp.num_drafts)  # fmt: skip
@@ -324,9 +324,9 @@ def bench_grid(specs: list[str], Bs: list[int], ks: list[int], Vs: list[int], mo
                         progress(f"note: {spec} B={B} k={k} V={V}: kernel tokens differ "
                                  "from the reference on this input")  # fmt: skip
                     n = repeats or _auto_repeats(ref, dev)
-                    replay = _graphed(ker, dev) if dev.type == "cuda" else None
+                    replay = graphed(ker, dev) if dev.type == "cuda" else None
                     fns = [ref, ker] + ([replay] if replay else [])
-                    t_ref, t_ker, *t_graph = _time_calls(fns, n, dev)
+                    t_ref, t_ker, *t_graph = time_calls(fns, n, dev)
                     res = BenchResult(spec, B, k, V, t_ref * 1e6, t_ker * 1e6, copy_gbps=copy_gbps)
                     if dev.type == "cuda":
                         res.graph_us = t_graph[0] * 1e6 if t_graph else None
@@ -355,7 +355,7 @@ def _to(t: Tensor | None, device: torch.device) -> Tensor | None:
     return None if t is None else t.to(device)
 
 
-def _noise_to(noise: Noise | None, device: torch.device) -> Noise | None:
+def noise_to(noise: Noise | None, device: torch.device) -> Noise | None:
     if noise is None:
         return None
     return Noise(noise.u_acc.to(device), noise.mode, _to(noise.e_fin, device),
