@@ -57,9 +57,12 @@ BASE_ARCHS = ("80", "90")
 
 
 def source_dir() -> Path:
-    """Folder with verify.h and friends: `$SPECBENCH_KERNELS_SRC`, else `<repo>/kernels`."""
+    """Folder with verify.h and friends: `$SPECBENCH_KERNELS_SRC`, else `<repo>/kernels` (or
+    its installed copy)."""
+    from specbench_cli.data import data_dir
+
     override = os.environ.get("SPECBENCH_KERNELS_SRC")
-    return Path(override) if override else Path(__file__).resolve().parent.parent / "kernels"
+    return Path(override) if override else data_dir("kernels")
 
 
 def cache_dir() -> Path:

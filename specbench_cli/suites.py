@@ -101,8 +101,10 @@ class SuiteHeader:
 
 
 def suite_dir() -> Path:
-    """The bundled suites folder: `suites/` at the repository root."""
-    return Path(__file__).resolve().parent.parent / "suites"
+    """The bundled suites folder: `suites/` at the repository root, or its installed copy."""
+    from specbench_cli.data import data_dir
+
+    return data_dir("suites")
 
 
 def bundled_suites() -> list[str]:
