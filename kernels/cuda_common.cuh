@@ -189,10 +189,15 @@ __device__ int64_t block_icdf_find(const RowPlan& pl, const VerifyArgs& a, const
   return end - 1;  // unreachable when t < mass
 }
 
+struct Sampled {
+  int64_t token;
+  bool any;  // whether any weight was positive (else the token is meaningless)
+};
+
 // Samples the final token from the weights of plan `pl` over the whole row with one CTA.
-// Returns the token; *any tells whether any weight was positive.
-__device__ int64_t block_sample_row(const RowPlan& pl, const VerifyArgs& a, int64_t b, Shared& sh,
-                                    bool* any) {
+// (Returned by value, not through a pointer to a local, which would live in local memory.)
+__device__ Sampled block_sample_row(const RowPlan& pl, const VerifyArgs& a, int64_t b,
+                                    Shared& sh) {
   const float* q = row_q(a, b, pl.row);
   const float* p = row_p(a, pl, b);
   const int64_t V = a.V;
@@ -204,27 +209,22 @@ __device__ int64_t block_sample_row(const RowPlan& pl, const VerifyArgs& a, int6
       if (race_better(s, i, best.s, best.i)) best = ScoreIdx{s, i};
     }
     best = block_best(best, sh.s, sh.i);
-    *any = best.s > 0.0f;
-    return best.i;
+    return Sampled{best.i, best.s > 0.0f};
   }
   unsigned long long m = 0;
   for (int64_t i = threadIdx.x; i < V; i += kThreads) m += fixed_weight(weight_at(pl, a, q, p, i));
   const unsigned long long total = block_sum(m, sh.u);
-  *any = total > 0;
-  if (total == 0) return 0;
-  return block_icdf_find(pl, a, q, p, 0, V, icdf_target(a.u_fin[b], total), sh);
+  if (total == 0) return Sampled{0, false};
+  return Sampled{block_icdf_find(pl, a, q, p, 0, V, icdf_target(a.u_fin[b], total), sh), true};
 }
 
 // Sample with the empty-residual fallback to q (algorithms.md 0.5).
 __device__ int64_t block_sample_with_fallback(RowPlan pl, const VerifyArgs& a, int64_t b,
                                               Shared& sh) {
-  bool any = false;
-  int64_t tok = block_sample_row(pl, a, b, sh, &any);
-  if (!any && pl.weights != kWQ) {
-    pl.weights = kWQ;
-    tok = block_sample_row(pl, a, b, sh, &any);
-  }
-  return tok;
+  const Sampled first = block_sample_row(pl, a, b, sh);
+  if (first.any || pl.weights == kWQ) return first.token;
+  pl.weights = kWQ;
+  return block_sample_row(pl, a, b, sh).token;
 }
 
 __device__ void write_outputs(const VerifyArgs& a, int64_t b, const RowPlan& pl, int64_t token,

@@ -284,12 +284,17 @@ def test_every_cu_file_compiles_for_sm80_and_sm90(tmp_path) -> None:
         pytest.skip("nvcc not found on PATH or in /usr/local/cuda*/bin")
     sources = sorted((REPO / "kernels").glob("*.cu"))
     assert sources, "no .cu file under kernels/"
+    flags = [f for f in kernels.NVCC_FLAGS if f != "-shared"]  # the real build's flags
     for src in sources:
-        cmd = [nvcc, "-std=c++17", "-O3", "-gencode", "arch=compute_80,code=sm_80",
-               "-gencode", "arch=compute_90,code=sm_90", "-Xcompiler", "-fPIC", "-c",
-               str(src), "-o", str(tmp_path / (src.stem + ".o"))]  # fmt: skip
+        cmd = [nvcc, *flags, "-gencode", "arch=compute_80,code=sm_80", "-gencode",
+               "arch=compute_90,code=sm_90", "-Xptxas", "-v", "-c", str(src), "-o",
+               str(tmp_path / (src.stem + ".o"))]  # fmt: skip
         done = subprocess.run(cmd, capture_output=True, text=True)
         assert done.returncode == 0, f"nvcc failed on {src.name}:\n{done.stderr[-2000:]}"
+        # ptxas reports per kernel and arch: no local-memory stack frame, no register spills
+        usage = [line.strip() for line in done.stderr.splitlines() if "spill stores" in line]
+        assert usage and all(u == "0 bytes stack frame, 0 bytes spill stores, 0 bytes spill loads"
+                             for u in usage), f"{src.name}: {usage}"  # fmt: skip
 
 
 cuda_only = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
