@@ -9,7 +9,7 @@ any acceptance rule: the kernels implement algorithms.md section 1 and are teste
 reference (tests/test_kernels.py, `specbench kernels check`).
 
 Layers (style.md 2.12): `kernels/verify.h` (policy math shared by both backends) ->
-`verify_cpu.cpp` + `cpu_rows.h` (C++ twin, OpenMP) and `verify_cuda.cu` + `cuda_common.cuh`
+`verify_cpu.cpp` + `cpu_*.h` (C++ twin, OpenMP) and `verify_cuda.cu` + `cuda_common.cuh`
 (torch-free CUDA, extern "C") ->
 `binding.cpp` (the only torch-aware file: `torch.ops.specbench.verify_cpu/verify_cuda`) -> here.
 The CPU twin and the binding build with `torch.utils.cpp_extension.load` (g++, ~15 s once);
