@@ -4,9 +4,11 @@ Default model, temperature 1, n-gram drafter, SpS and Cactus; for every prompt e
 back to back (same seeds, so the same tokens: the backends agree exactly). Overhead is the step
 time outside model forward passes (drafting, logit processing, verification, cache bookkeeping)
 as a share of step time; the issue 5 CPU goal is a lower share with the kernel. The verify time
-(logit processing, softmax, noise and the acceptance rule) is reported over drafted steps only.
+(logit processing, softmax, noise and the acceptance rule) is reported over drafted steps only,
+for each final-token noise mode (race draws V variates per step, icdf one uniform).
 
 Run: .venv/bin/python benchmarks/bench_engine_overhead.py [--per-suite 2] [--max-new-tokens 64]
+     [--noise-mode race] [--noise-mode icdf]
 """
 
 from __future__ import annotations

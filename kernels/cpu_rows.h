@@ -98,30 +98,36 @@ inline double block_entropy_fixed(const float* q, const float* lg, int len) {
   return total;
 }
 
-// Lowest index of the maximum of a row (torch.argmax semantics for finite input).
-SB_CLONES int64_t argmax_row(const float* x, int64_t V) {
-  alignas(16) float buf[kBlk];
+// Running argmax over consecutive blocks: folds in xb[0, len), which starts at index s, keeping
+// the first index of the maximum (torch.argmax semantics for finite input).
+struct Argmax {
   float best = 0.0f;
-  int64_t besti = -1;
-  for (int64_t s = 0; s < V; s += kBlk) {
-    const int len = static_cast<int>(std::min<int64_t>(kBlk, V - s));
-    const float* xb = x + s;
-    float m;
-    if (len == kBlk) {
-      m = block_max(xb);
-    } else {
+  int64_t index = -1;
+
+  inline void add_block(const float* xb, int len, int64_t s) {
+    alignas(16) float buf[kBlk];
+    const float* src = xb;
+    if (len < kBlk) {  // pad with a value already in the block: the maximum is unchanged
       for (int i = 0; i < len; ++i) buf[i] = xb[i];
       for (int i = len; i < kBlk; ++i) buf[i] = xb[0];
-      m = block_max(buf);
+      src = buf;
     }
-    if (besti < 0 || m > best) {
+    const float m = block_max(src);
+    if (index < 0 || m > best) {
       int i = 0;
       while (xb[i] != m) ++i;
       best = m;
-      besti = s + i;
+      index = s + i;
     }
   }
-  return besti;
+};
+
+// Lowest index of the maximum of a row.
+SB_CLONES int64_t argmax_row(const float* x, int64_t V) {
+  Argmax am;
+  for (int64_t s = 0; s < V; s += kBlk)
+    am.add_block(x + s, static_cast<int>(std::min<int64_t>(kBlk, V - s)), s);
+  return am.index;
 }
 
 // Entropy (fixed point) and argmax of q[begin, end) in one pass: returns the range's part of the
@@ -130,32 +136,17 @@ SB_CLONES int64_t argmax_row(const float* x, int64_t V) {
 SB_CLONES int64_t entropy_argmax_range(const float* q, int64_t begin, int64_t end, int64_t* amax,
                                        float* vmax) {
   alignas(16) float lg[kBlk];
-  alignas(16) float buf[kBlk];
   int64_t h = 0;
-  float best = 0.0f;
-  int64_t besti = -1;
+  Argmax am;
   for (int64_t s = begin; s < end; s += kBlk) {
     const int len = static_cast<int>(std::min<int64_t>(kBlk, end - s));
     const float* qb = q + s;
     for (int i = 0; i < len; ++i) lg[i] = entropy_log(qb[i]);
     h += static_cast<int64_t>(block_entropy_fixed(qb, lg, len));
-    float m;
-    if (len == kBlk) {
-      m = block_max(qb);
-    } else {
-      for (int i = 0; i < len; ++i) buf[i] = qb[i];
-      for (int i = len; i < kBlk; ++i) buf[i] = qb[0];
-      m = block_max(buf);
-    }
-    if (besti < 0 || m > best) {
-      int i = 0;
-      while (qb[i] != m) ++i;
-      best = m;
-      besti = s + i;
-    }
+    am.add_block(qb, len, s);
   }
-  *amax = besti;
-  *vmax = best;
+  *amax = am.index;
+  *vmax = am.best;
   return h;
 }
 
