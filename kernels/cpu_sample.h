@@ -84,13 +84,24 @@ inline void weights_block(const RowState& st, const VerifyArgs& a, const float* 
   }
 }
 
-// Partial sampling state over [begin, end) of the final row.
-SB_CLONES Partial chunk_partial(const RowState& st, const VerifyArgs& a, int64_t b, int64_t begin,
-                      int64_t end) {
+// The q row and the p row (null: one-hot draft, or q alone) that the final token is sampled from.
+struct FinalRows {
+  const float* q;
+  const float* p;
+};
+
+inline FinalRows final_rows(const RowState& st, const VerifyArgs& a, int64_t b) {
   const int64_t V = a.V;
-  const float* q = a.target_probs + (b * (a.k + 1) + st.row) * V;
   const float* p = (st.weights != kWQ && a.draft_probs) ? a.draft_probs + (b * a.k + st.row) * V
                                                         : nullptr;
+  return FinalRows{a.target_probs + (b * (a.k + 1) + st.row) * V, p};
+}
+
+// Partial sampling state over [begin, end) of the final row.
+SB_CLONES Partial chunk_partial(const RowState& st, const VerifyArgs& a, int64_t b, int64_t begin,
+                                int64_t end) {
+  const int64_t V = a.V;
+  const auto [q, p] = final_rows(st, a, b);
   alignas(16) float w[kBlk];
   alignas(16) float sc[kBlk];
   Partial r{-2.0f, begin, 0};
@@ -123,12 +134,9 @@ SB_CLONES Partial chunk_partial(const RowState& st, const VerifyArgs& a, int64_t
 }
 
 // First index in [begin, end) whose inclusive fixed-point prefix exceeds t (t < chunk mass).
-SB_CLONES int64_t icdf_find(const RowState& st, const VerifyArgs& a, int64_t b, int64_t begin, int64_t end,
-                  uint64_t t) {
-  const int64_t V = a.V;
-  const float* q = a.target_probs + (b * (a.k + 1) + st.row) * V;
-  const float* p = (st.weights != kWQ && a.draft_probs) ? a.draft_probs + (b * a.k + st.row) * V
-                                                        : nullptr;
+SB_CLONES int64_t icdf_find(const RowState& st, const VerifyArgs& a, int64_t b, int64_t begin,
+                            int64_t end, uint64_t t) {
+  const auto [q, p] = final_rows(st, a, b);
   alignas(16) float w[kBlk];
   uint64_t acc = 0;
   for (int64_t s = begin; s < end; s += kBlk) {

@@ -89,25 +89,26 @@ __device__ unsigned long long block_sum(unsigned long long v, unsigned long long
   return v;
 }
 
-__device__ ScoreIdx block_best(ScoreIdx v, float* shs, int64_t* shi) {
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+// Best (score, index) of a warp, in lane 0 (race order: score descending, then lowest index).
+__device__ __forceinline__ ScoreIdx warp_best(ScoreIdx v) {
   for (int o = 16; o > 0; o >>= 1) {
     const float s = __shfl_down_sync(kFull, v.s, o);
     const int64_t i = __shfl_down_sync(kFull, v.i, o);
     if (race_better(s, i, v.s, v.i)) v = ScoreIdx{s, i};
   }
+  return v;
+}
+
+__device__ ScoreIdx block_best(ScoreIdx v, float* shs, int64_t* shi) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  v = warp_best(v);
   if (lane == 0) {
     shs[warp] = v.s;
     shi[warp] = v.i;
   }
   __syncthreads();
   if (warp == 0) {
-    v = lane < kWarps ? ScoreIdx{shs[lane], shi[lane]} : ScoreIdx{-INFINITY, INT64_MAX};
-    for (int o = 16; o > 0; o >>= 1) {
-      const float s = __shfl_down_sync(kFull, v.s, o);
-      const int64_t i = __shfl_down_sync(kFull, v.i, o);
-      if (race_better(s, i, v.s, v.i)) v = ScoreIdx{s, i};
-    }
+    v = warp_best(lane < kWarps ? ScoreIdx{shs[lane], shi[lane]} : ScoreIdx{-INFINITY, INT64_MAX});
     if (lane == 0) {
       shs[kWarps] = v.s;
       shi[kWarps] = v.i;
