@@ -42,7 +42,10 @@ def load_triton_kernel(folder: Path, interpret: bool) -> Any:
         os.environ["TRITON_INTERPRET"] = "1"  # read when triton is imported
     spec = importlib.util.spec_from_file_location("cactus_rejection_sampling", path)
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    try:
+        spec.loader.exec_module(module)
+    except ImportError as exc:  # triton itself is missing
+        sys.exit(f"error: cannot import the Triton kernel ({exc}); pip install triton")
     return module
 
 
