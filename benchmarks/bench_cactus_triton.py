@@ -135,11 +135,9 @@ def timings(mod: Any, delta: float, Bs: list[int], ks: list[int], Vs: list[int])
         for k in ks:
             for V in Vs:
                 g = torch.Generator().manual_seed(B * 1000 + k * 10 + V)
-                inp = kernel_checks.make_inputs("random", B, k, V, "race", g, strategy,
-                                                draft_noise=0.5)  # fmt: skip
-                q, p, x = (t.to(dev) for t in (inp.target_probs, inp.draft_probs,
-                                               inp.draft_tokens))  # fmt: skip
-                noise = kernel_checks.noise_to(inp.noise, dev)
+                inp = kernel_checks.inputs_to(kernel_checks.make_inputs(
+                    "random", B, k, V, "race", g, strategy, draft_noise=0.5), dev)  # fmt: skip
+                q, p, x, noise = inp.target_probs, inp.draft_probs, inp.draft_tokens, inp.noise
                 bonus = torch.multinomial(q[:, k], 1)
                 fns = [
                     functools.partial(mod.fused_cactus, p, x, q, bonus, delta=delta),

@@ -102,17 +102,10 @@ def run_backend(strategy: Strategy, inp: Inputs, backend: str) -> tuple[Tensor, 
         r = verify_with_noise(strategy, inp.target_probs, inp.draft_probs, inp.draft_tokens,
                               inp.noise, inp.target_logits, inp.num_drafts)  # fmt: skip
     else:
-        dev = torch.device(backend)
-        moved = [None if t is None else t.to(dev) for t in
-                 (inp.target_probs, inp.draft_probs, inp.draft_tokens, inp.target_logits,
-                  inp.num_drafts)]  # fmt: skip
-        noise = inp.noise
-        if noise is not None and dev.type != "cpu":
-            noise = Noise(noise.u_acc.to(dev), noise.mode,
-                          None if noise.e_fin is None else noise.e_fin.to(dev),
-                          None if noise.u_fin is None else noise.u_fin.to(dev))  # fmt: skip
-        r = kernels.backend_verify(strategy, moved[0], moved[1], moved[2], noise, moved[3],
-                                   moved[4], backend=backend)  # fmt: skip
+        on = inputs_to(inp, torch.device(backend))
+        r = kernels.backend_verify(strategy, on.target_probs, on.draft_probs, on.draft_tokens,
+                                   on.noise, on.target_logits, on.num_drafts,
+                                   backend=backend)  # fmt: skip
     return r.tokens.cpu(), r.num_accepted.cpu()
 
 
@@ -309,11 +302,8 @@ def bench_grid(specs: list[str], Bs: list[int], ks: list[int], Vs: list[int], mo
             for k in ks:
                 for V in Vs:
                     g = torch.Generator().manual_seed(B * 1000 + k * 10 + V)
-                    inp = make_inputs("random", B, k, V, mode, g, strategy, draft_noise=0.5)
-                    inp = Inputs(*[_to(t, dev) for t in (inp.target_probs, inp.draft_probs,
-                                                         inp.draft_tokens)],  # fmt: skip
-                                 noise_to(inp.noise, dev), _to(inp.num_drafts, dev),
-                                 _to(inp.target_logits, dev))  # fmt: skip
+                    inp = inputs_to(make_inputs("random", B, k, V, mode, g, strategy,
+                                                draft_noise=0.5), dev)  # fmt: skip
                     args = (inp.target_probs, inp.draft_probs, inp.draft_tokens, inp.noise,
                             inp.target_logits, inp.num_drafts)  # fmt: skip
                     ref = functools.partial(verify_with_noise, strategy, *args)
@@ -353,6 +343,13 @@ def _auto_repeats(fn: Callable[[], object], device: torch.device) -> int:
 
 def _to(t: Tensor | None, device: torch.device) -> Tensor | None:
     return None if t is None else t.to(device)
+
+
+def inputs_to(inp: Inputs, device: torch.device) -> Inputs:
+    """The same inputs on `device`."""
+    return Inputs(_to(inp.target_probs, device), _to(inp.draft_probs, device),
+                  _to(inp.draft_tokens, device), noise_to(inp.noise, device),
+                  _to(inp.num_drafts, device), _to(inp.target_logits, device))  # fmt: skip
 
 
 def noise_to(noise: Noise | None, device: torch.device) -> Noise | None:

@@ -258,12 +258,6 @@ def resolve_backend(backend: str, device: torch.device | str | None = None) -> s
     return backend if available else "torch"
 
 
-def _params(name: str, params: dict[str, Any] | None) -> dict[str, Any]:
-    from specbench_cli.strategies import strategy_class
-
-    return {**strategy_class(name).PARAMS, **(params or {})}
-
-
 def _call(
     name: str,
     params: dict[str, Any],
@@ -347,19 +341,11 @@ def verify(
     """
     if name not in STRATEGY_IDS:
         raise ValueError(f"no kernel for strategy {name!r} (kernels: {', '.join(STRATEGY_IDS)})")
-    merged = _params(name, params)
-    resolved = resolve_backend(backend, target_probs.device)
-    if resolved == "torch":
-        from specbench_cli.strategies import get_strategy
+    from specbench_cli.strategies import get_strategy
 
-        r = get_strategy(name, **(params or {})).verify_with_noise(
-            target_probs, draft_probs, draft_tokens, noise,
-            target_logits=target_logits, num_drafts=num_drafts, validate=False,
-        )  # fmt: skip
-        return r.tokens, r.num_accepted
-    out = _call(name, merged, target_probs, draft_probs, draft_tokens, noise, num_drafts,
-                target_logits, resolved)  # fmt: skip
-    return out[0], out[1]
+    r = backend_verify(get_strategy(name, **(params or {})), target_probs, draft_probs,
+                       draft_tokens, noise, target_logits, num_drafts, backend=backend)  # fmt: skip
+    return r.tokens, r.num_accepted
 
 
 def backend_verify(

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import run_cli
 from scipy import stats
 
 from specbench_cli import kernel_checks, kernels
@@ -335,3 +336,17 @@ def test_gpu_goal_lines_judge_the_graph_time() -> None:
     ])
     assert [line.endswith("NOT met") for line in lines] == [False, True, False, True]
     assert "5.5 us" in lines[0] and "41.4x" in lines[2]
+
+
+@pytest.mark.parametrize("args,fragment", [
+    (["check", "-s", "nope"], "unknown strategy"),
+    (["check", "--rows", "0"], "--rows"),
+    (["bench", "-s", "cactus:delta=-1"], "delta must be >= 0"),
+    (["bench", "-B", "0"], "-B values"),
+    (["bench", "--mode", "gumbel"], "--mode"),
+])
+def test_kernels_commands_reject_bad_input(args: list[str], fragment: str) -> None:
+    result = run_cli("kernels", *args)
+    lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert lines[-1].startswith("Error:") and fragment in lines[-1]

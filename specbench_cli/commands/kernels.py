@@ -34,6 +34,17 @@ DEFAULT_SPECS = [
 ]  # fmt: skip
 
 
+def _check_specs(specs: list[str]) -> None:
+    """Bad strategy specs are bad input (one line, exit 2), found before any work starts."""
+    from specbench_cli.strategies import parse_strategy_spec
+
+    for spec in specs:
+        try:
+            parse_strategy_spec(spec)
+        except ValueError as exc:
+            raise BadInput(f"--strategy {spec}: {exc}") from None
+
+
 def _backends_here(requested: list[str] | None) -> list[str]:
     from specbench_cli import kernels
 
@@ -65,6 +76,9 @@ def check(
     from specbench_cli import kernel_checks, kernels
 
     specs = strategy or DEFAULT_SPECS
+    _check_specs(specs)
+    if rows < 1:
+        raise BadInput(f"--rows must be >= 1, got {rows}")
     backends = _backends_here(backend)
     out.print(
         f"cpu kernel: {'built' if kernels.cpu_kernel_available() else 'unavailable'}; "
@@ -118,6 +132,10 @@ def bench(
 
     if mode not in ("race", "icdf"):
         raise BadInput(f"--mode must be race or icdf, got {mode!r}")
+    _check_specs(strategy)
+    for flag, values in (("-B", batch), ("-k", draft_len), ("-V", vocab)):
+        if any(v < 1 for v in values or []):
+            raise BadInput(f"{flag} values must be >= 1, got {values}")
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     if device not in ("cpu", "cuda") or (device == "cuda" and not torch.cuda.is_available()):
