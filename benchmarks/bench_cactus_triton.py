@@ -1,4 +1,4 @@
-"""specbench's Cactus kernel side by side with the Cactus authors' Triton kernel (issue 5).
+"""specbench's Cactus kernel side by side with the Cactus authors' Triton kernel.
 
 The Triton kernel (MIT) is not part of specbench. Bring it for the benchmark only, into the
 ignored folder `.cactus/`:  git clone https://github.com/MANGA-UOFA/Cactus .cactus
@@ -82,9 +82,10 @@ def law_check(mod: Any, device: str, delta: float, k: int, V: int, n: int, inter
     import torch
     from scipy.stats import chi2_contingency
 
-    from specbench_cli import kernel_checks, kernels
+    from specbench_cli import kernel_checks
+    from specbench_cli.backends import resolve_backend
+    from specbench_cli.noise import Noise
     from specbench_cli.strategies import get_strategy
-    from specbench_cli.strategies.base import Noise
 
     strategy = get_strategy("cactus", delta=delta)
     g = torch.Generator().manual_seed(seed)
@@ -96,9 +97,11 @@ def law_check(mod: Any, device: str, delta: float, k: int, V: int, n: int, inter
     p = one.draft_probs.to(dev).expand(n, -1, -1).contiguous()
     x = one.draft_tokens.to(dev).expand(n, -1).contiguous()
     torch.manual_seed(seed)  # the Triton wrapper draws its seed from torch's global generator
-    backend = kernels.resolve_backend(device, dev)
-    noise = kernel_checks.noise_to(Noise.draw(g, n, k, V, "race"), dev)
-    tokens, acc = kernels.verify("cactus", {"delta": delta}, q, p, x, noise, backend=backend)
+    backend = resolve_backend(device, dev)
+    ours_kernel = get_strategy("cactus", delta=delta, backend=backend)
+    noise = Noise.draw(g, n, k, V, "race").to(dev)
+    r = ours_kernel.verify_with_noise(q, p, x, noise, validate=False)
+    tokens, acc = r.tokens, r.num_accepted
     ours = outcomes(tokens.cpu(), acc.cpu(), k)
     bonus = torch.zeros(n, 1, dtype=torch.int64, device=dev)
     tokens, acc = run_triton(mod, q, p, x, bonus, delta, interpret)
@@ -122,28 +125,28 @@ def timings(mod: Any, delta: float, Bs: list[int], ks: list[int], Vs: list[int])
     """GPU medians (us) of the Triton kernel, specbench's CUDA kernel and the reference."""
     import torch
 
-    from specbench_cli import kernel_checks, kernels
+    from specbench_cli import kernel_checks
+    from specbench_cli.backends import CompiledDriver
     from specbench_cli.strategies import get_strategy
-    from specbench_cli.strategies.base import verify_with_noise
+    from specbench_cli.strategies.base import reference_verify
 
     dev = torch.device("cuda")
     strategy = get_strategy("cactus", delta=delta)
-    backend = kernels.resolve_backend("cuda", dev)
+    kernel = CompiledDriver("cuda")
     print(f"{'B':>3} {'k':>2} {'V':>7} {'triton us':>10} {'ours us':>8} {'ours graph us':>14} "
           f"{'torch us':>9} {'triton/ours':>12}")  # fmt: skip
     for B in Bs:
         for k in ks:
             for V in Vs:
                 g = torch.Generator().manual_seed(B * 1000 + k * 10 + V)
-                inp = kernel_checks.inputs_to(kernel_checks.make_inputs(
-                    "random", B, k, V, "race", g, strategy, draft_noise=0.5), dev)  # fmt: skip
+                inp = kernel_checks.make_inputs("random", B, k, V, "race", g, strategy,
+                                                draft_noise=0.5).to(dev)  # fmt: skip
                 q, p, x, noise = inp.target_probs, inp.draft_probs, inp.draft_tokens, inp.noise
                 bonus = torch.multinomial(q[:, k], 1)
                 fns = [
                     functools.partial(mod.fused_cactus, p, x, q, bonus, delta=delta),
-                    functools.partial(kernels.backend_verify, strategy, q, p, x, noise,
-                                      backend=backend),
-                    functools.partial(verify_with_noise, strategy, q, p, x, noise),
+                    functools.partial(kernel, strategy, q, p, x, noise, None, None),
+                    functools.partial(reference_verify, strategy, q, p, x, noise),
                 ]
                 replay = kernel_checks.graphed(fns[1], dev)
                 times = kernel_checks.time_calls(fns + ([replay] if replay else []), 50, dev)

@@ -7,7 +7,7 @@ Prints median tokens/s over rounds, the ratios the project tracks, and the engin
 per speculative step (time outside the model forward passes, as a share of step time). Every
 output is checked to be identical to `generate`'s greedy output.
 
-Goals (issue 2): specbench PLD >= 1.3x transformers PLD; specbench baseline >= 1.0x generate;
+Goals: specbench PLD >= 1.3x transformers PLD; specbench baseline >= 1.0x generate;
 overhead < 5% of step time.
 
 Run: .venv/bin/python benchmarks/bench_prompt_lookup.py [--rounds 3] [--max-new-tokens 96]

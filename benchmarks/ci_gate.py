@@ -1,10 +1,12 @@
 """The project's own regression gate: a small deterministic benchmark on tiny models, compared
 with the results committed under benchmarks/baselines/tiny/ by `specbench compare`.
 
-Accepted tokens per step and acceptance rates under a fixed seed on CPU are exact, so they are
-gated at 0%: any change in engine, drafter or strategy semantics fails CI until the baseline is
-deliberately refreshed with `--update` (and the diff reviewed). Wall-clock figures are shown but
-not gated: CI machines are shared and noisy.
+Accepted tokens per step and acceptance rates under a fixed seed on CPU are exact counts, so they
+are gated at 0%: any change in engine, drafter or strategy semantics fails CI until the baseline
+is deliberately refreshed with `--update` (and the diff reviewed). The divergence is a float sum
+over model outputs, and different CPU models round the tiny models' matrix products differently
+(measured: up to 4e-8 relative); it is gated at 0.001%, far above that rounding and far below
+any real change. Wall-clock figures are shown but not gated: CI machines are shared and noisy.
 
 Run: .venv/bin/python benchmarks/ci_gate.py [--update]
 """
@@ -28,7 +30,7 @@ RUN = ["--target", str(MODELS / "target"), "--draft", str(MODELS / "draft"),
        "--temperature", "1.0", "--strategy", "sps", "--strategy", "cactus:delta=0.5",
        "--strategy", "tas", "--strategy", "topk", "--strategy", "interp"]
 GATES = ["--threshold", "mean_accepted_tokens=0%", "--threshold", "acceptance_rate=0%",
-         "--threshold", "divergence.kl=0%"]
+         "--threshold", "divergence.kl=0.001%"]
 
 
 def specbench(*args: str) -> int:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from specbench_cli.contenders import eos_ids
 from specbench_cli.models import check_spec, load_model
-from specbench_cli.runner import encode, eos_ids, quiet_transformers
+from specbench_cli.prompts import encode
+from specbench_cli.runner import quiet_transformers
 from specbench_cli.suites import load_suite
 
 SUITES = ("summarization", "rag", "math", "chat")  # input-grounded and free-form, as Spec-Bench

@@ -49,7 +49,7 @@ void check_tensor(const Tensor& t, const char* name, at::ScalarType dtype,
 }
 
 // Validates every input and fills the argument block; allocates the outputs.
-std::tuple<Tensor, Tensor, Tensor> prepare(VerifyArgs* a, const Tensor& target_probs,
+std::tuple<Tensor, Tensor> prepare(VerifyArgs* a, const Tensor& target_probs,
                                    const OptTensor& draft_probs, const Tensor& draft_tokens,
                                    const OptTensor& u_acc, const OptTensor& e_fin,
                                    const OptTensor& u_fin, const OptTensor& num_drafts,
@@ -88,7 +88,6 @@ std::tuple<Tensor, Tensor, Tensor> prepare(VerifyArgs* a, const Tensor& target_p
 
   Tensor tokens = at::empty({B, k + 1}, target_probs.options().dtype(at::kLong));
   Tensor num_accepted = at::empty({B}, target_probs.options().dtype(at::kLong));
-  Tensor num_zero = at::empty({B}, target_probs.options().dtype(at::kLong));
 
   *a = VerifyArgs{};
   a->B = B;
@@ -113,11 +112,10 @@ std::tuple<Tensor, Tensor, Tensor> prepare(VerifyArgs* a, const Tensor& target_p
   a->target_logits = target_logits ? target_logits->const_data_ptr<float>() : nullptr;
   a->tokens = tokens.mutable_data_ptr<int64_t>();
   a->num_accepted = num_accepted.mutable_data_ptr<int64_t>();
-  a->num_zero_draft_prob = num_zero.mutable_data_ptr<int64_t>();
-  return {tokens, num_accepted, num_zero};
+  return {tokens, num_accepted};
 }
 
-std::tuple<Tensor, Tensor, Tensor> verify_cpu(const Tensor& target_probs, const OptTensor& draft_probs,
+std::tuple<Tensor, Tensor> verify_cpu(const Tensor& target_probs, const OptTensor& draft_probs,
                                       const Tensor& draft_tokens, const OptTensor& u_acc,
                                       const OptTensor& e_fin, const OptTensor& u_fin,
                                       const OptTensor& num_drafts,
@@ -137,7 +135,7 @@ std::tuple<Tensor, Tensor, Tensor> verify_cpu(const Tensor& target_probs, const 
 
 using CudaLauncher = int32_t (*)(const VerifyArgs*, void*, int32_t*, void*);
 
-std::tuple<Tensor, Tensor, Tensor> verify_cuda(const Tensor& target_probs, const OptTensor& draft_probs,
+std::tuple<Tensor, Tensor> verify_cuda(const Tensor& target_probs, const OptTensor& draft_probs,
                                        const Tensor& draft_tokens, const OptTensor& u_acc,
                                        const OptTensor& e_fin, const OptTensor& u_fin,
                                        const OptTensor& num_drafts,
@@ -172,13 +170,13 @@ TORCH_LIBRARY(specbench, m) {
       "verify_cpu(Tensor target_probs, Tensor? draft_probs, Tensor draft_tokens, Tensor? u_acc, "
       "Tensor? e_fin, Tensor? u_fin, Tensor? num_drafts, Tensor? target_logits, int strategy, "
       "int noise_mode, float delta, float tas_eps, float tas_alpha, float interp_lambda, "
-      "int topk_k, bool tas_bonus_argmax) -> (Tensor, Tensor, Tensor)",
+      "int topk_k, bool tas_bonus_argmax) -> (Tensor, Tensor)",
       &verify_cpu);
   m.def(
       "verify_cuda(Tensor target_probs, Tensor? draft_probs, Tensor draft_tokens, Tensor? u_acc, "
       "Tensor? e_fin, Tensor? u_fin, Tensor? num_drafts, Tensor? target_logits, int strategy, "
       "int noise_mode, float delta, float tas_eps, float tas_alpha, float interp_lambda, "
       "int topk_k, bool tas_bonus_argmax, Tensor workspace, Tensor counters, int launcher, "
-      "int stream) -> (Tensor, Tensor, Tensor)",
+      "int stream) -> (Tensor, Tensor)",
       &verify_cuda);
 }

@@ -219,7 +219,7 @@ __device__ Sampled block_sample_row(const RowPlan& pl, const VerifyArgs& a, int6
   return Sampled{block_icdf_find(pl, a, q, p, 0, V, icdf_target(a.u_fin[b], total), sh), true};
 }
 
-// Sample with the empty-residual fallback to q (algorithms.md 0.5).
+// Sample with the empty-residual fallback to q (docs/randomness.md).
 __device__ int64_t block_sample_with_fallback(RowPlan pl, const VerifyArgs& a, int64_t b,
                                               Shared& sh) {
   const Sampled first = block_sample_row(pl, a, b, sh);
@@ -228,8 +228,7 @@ __device__ int64_t block_sample_with_fallback(RowPlan pl, const VerifyArgs& a, i
   return block_sample_row(pl, a, b, sh).token;
 }
 
-__device__ void write_outputs(const VerifyArgs& a, int64_t b, const RowPlan& pl, int64_t token,
-                              Shared& sh) {
+__device__ void write_outputs(const VerifyArgs& a, int64_t b, const RowPlan& pl, int64_t token) {
   const int64_t k = a.k;
   const int64_t* x = a.draft_tokens + b * k;
   for (int64_t j = threadIdx.x; j <= k; j += kThreads) {
@@ -241,14 +240,6 @@ __device__ void write_outputs(const VerifyArgs& a, int64_t b, const RowPlan& pl,
     a.tokens[b * (k + 1) + j] = v;
   }
   if (threadIdx.x == 0) a.num_accepted[b] = pl.bad ? -1 : pl.pos;
-  if (a.num_zero_draft_prob) {  // live positions whose draft prob is 0 (a warning metric)
-    unsigned long long z = 0;
-    if (!pl.bad && a.draft_probs)
-      for (int64_t j = threadIdx.x; j < pl.n; j += kThreads)
-        z += a.draft_probs[(b * k + j) * a.V + x[j]] == 0.0f ? 1ull : 0ull;
-    z = block_sum(z, sh.u);
-    if (threadIdx.x == 0) a.num_zero_draft_prob[b] = pl.bad ? -1 : static_cast<int64_t>(z);
-  }
 }
 
 // Validates num_drafts and the draft ids of request b (whole block); returns n, sets *bad.

@@ -4,9 +4,9 @@
 // the per-strategy acceptance tests, the residual weights, the race score and the fixed-point
 // inverse-CDF arithmetic. It includes neither CUDA nor torch headers, so g++ and nvcc compile
 // the very same policy code (__host__ __device__ under nvcc). Semantics follow
-// docs/algorithms.md section 1; randomness is an input (section 0.4), never drawn here.
+// docs/strategies.md; randomness is an input (docs/randomness.md), never drawn here.
 //
-// Exactness rules (docs/kernels.md 4.3-4.5): every float operation below is a single IEEE
+// Exactness rules (docs/kernels.md): every float operation below is a single IEEE
 // operation (add, sub, mul, correctly rounded div and sqrt); translation units are compiled
 // with -ffp-contract=off (g++) and --fmad=false (nvcc) so no fused multiply-add changes a
 // result; argmax ties go to the lowest index; inverse-CDF sampling uses exact 64-bit
@@ -72,17 +72,16 @@ struct VerifyArgs {
   const float* target_logits;  // [B, k+1, V] greedy argmax source, or null (use probs)
   int64_t* tokens;             // out [B, k+1]: accepted drafts, one emitted token, -1 padding
   int64_t* num_accepted;       // out [B]
-  int64_t* num_zero_draft_prob;  // out [B]: live positions with p_j(x_j) = 0, or null
 };
 
 // ---------------------------------------------------------------------------------------------
-// Acceptance (algorithms.md 0.4 rule 3): accept <=> u * s < t, strict, with the product rounded
+// Acceptance (docs/randomness.md): accept <=> u * s < t, strict, with the product rounded
 // to fp32 exactly as the torch reference evaluates `u_acc * p_x < t` (never fused). t = 0 never
 // accepts; s = 0 accepts iff t > 0. (The exact real comparison would form u * s in fp64; the two
 // differ only when u * s lies within half an fp32 ulp of t.)
 SB_HD bool accept_mul(float u, float s, float t) { return SB_MUL(u, s) < t; }
 
-// Cactus (algorithms.md 1.4), per drafted token n with target value qn:
+// Cactus (docs/strategies.md), per drafted token n with target value qn:
 //   h_n = clamp(q_n + sqrt(2 delta q_n (1 - q_n)), 0, 1)
 //   s_n = (1 - h_n) / (1 - q_n)  if 1 - q_n > 1e-10, else 0
 // Evaluated in fp32, one rounded operation at a time, left to right.
@@ -105,13 +104,13 @@ SB_HD CactusRow cactus_row(float qn, float delta) {
 }
 
 // Cactus residual weight of a token other than the drafted one: max(s_n * q - p, 0), a
-// multiply then a subtract (never a fused multiply-add, algorithms.md 1.4).
+// multiply then a subtract (never a fused multiply-add).
 SB_HD float cactus_weight(float scale, float q, float p) {
   const float d = SB_SUB(SB_MUL(scale, q), p);
   return d > 0.0f ? d : 0.0f;
 }
 
-// Interpolation (algorithms.md 1.6): m = lambda * p + (1 - lambda) * q, in fp32, with
+// Interpolation (docs/strategies.md): m = lambda * p + (1 - lambda) * q, in fp32, with
 // rest = fp32(1 - lambda) rounded once from double (torch evaluates `(1.0 - alpha) * q`).
 // The residual at a rejection is the SpS residual max(q - p, 0) (same law, same as torch).
 SB_HD float interp_mix(float q, float p, float lambda, float rest) {
@@ -124,7 +123,7 @@ SB_HD float relu_sub(float a, float b) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Race sampling (algorithms.md 0.4): score = w / e if w > 0 else -1; argmax, lowest id on ties.
+// Race sampling (docs/randomness.md): score = w / e if w > 0 else -1; argmax, lowest id on ties.
 // (The quotient is formed unconditionally so that compilers vectorise it; 0 / 0 is discarded.)
 SB_HD float race_score(float w, float e) {
   const float r = SB_DIV(w, e);
@@ -137,7 +136,7 @@ SB_HD bool race_better(float s1, int64_t i1, float s2, int64_t i2) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Inverse-CDF sampling on exact fixed-point weights (docs/kernels.md 4.3):
+// Inverse-CDF sampling on exact fixed-point weights (docs/kernels.md):
 //   W_x = floor(w_x * 2^44) as an integer (exact: a power-of-two scale, then truncation);
 //   T = sum W_x (exact, any order); m = floor(u * 2^24); t = floor(m * T / 2^24) < T;
 //   token = smallest y with sum_{x <= y} W_x > t.
@@ -161,13 +160,13 @@ SB_HD uint64_t icdf_target(float u, uint64_t total) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Typical acceptance (algorithms.md 1.3): H = -sum q ln(q + 1e-5), tau = min(eps, alpha e^-H),
+// Typical acceptance (docs/strategies.md): H = -sum q ln(q + 1e-5), tau = min(eps, alpha e^-H),
 // accept iff q(x) > tau. The log is a shared software logf (Cephes polynomial, plain IEEE ops)
 // so CPU and GPU compute bit-identical terms; each term q * log(q + 1e-5) is formed exactly in
 // fp64 and accumulated as a fixed-point integer (scale 2^40), so the entropy is identical on
 // every backend regardless of summation order. Agreement with the fp32 torch reference is within
 // that reference's rounding: its fp32 entropy sum over V terms moves tau by up to ~1e-6
-// relative, so kernel_checks tolerates decisions with |q(x) - tau| <= 1e-5 tau (algorithms 6.5).
+// relative, so kernel_checks tolerates decisions with |q(x) - tau| <= 1e-5 tau.
 constexpr int kEntropyShift = 40;
 
 SB_HD float sb_logf(float x) {

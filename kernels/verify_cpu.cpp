@@ -43,12 +43,9 @@ int32_t accept_chain(const VerifyArgs& a, int64_t b, RowState* st, std::vector<f
   const int64_t n = a.num_drafts ? a.num_drafts[b] : k;
   if (n < 0 || n > k) return kBadNumDrafts;
   const int64_t* x = a.draft_tokens + b * k;
-  int64_t zero_p = 0;
   for (int64_t j = 0; j < n; ++j) {
     if (x[j] < 0 || x[j] >= V) return kBadDraftToken;
-    if (a.draft_probs && a.draft_probs[(b * k + j) * V + x[j]] == 0.0f) ++zero_p;
   }
-  if (a.num_zero_draft_prob) a.num_zero_draft_prob[b] = zero_p;
   const float* q = a.target_probs + b * (k + 1) * V;
   st->n = n;
   st->pos = n;

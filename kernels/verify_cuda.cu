@@ -7,7 +7,7 @@
 //     icdf: exact fixed-point mass) into a workspace. The last CTA of the request (atomic ticket)
 //     combines the tiles in tile order, re-scans one tile for icdf, falls back to q when the
 //     residual is empty, writes the outputs and resets its counter (CUDA-graph safe). Bytes
-//     read: 2k gathered values plus the q and p rows at one position (docs/kernels.md 2.1).
+//     read: 2k gathered values plus the q and p rows at one position (docs/kernels.md).
 //   scan_kernel (greedy, tas, topk): grid (k+1 rows, B). Each CTA computes its row's statistic
 //     (argmax / entropy / rank count), its own accept decision and its candidate final token
 //     (greedy and tas: argmax; topk: radix-select the K-th value, then sample the residual;
@@ -188,7 +188,7 @@ __global__ void __launch_bounds__(kThreads)
       }
     }
   }
-  write_outputs(a, b, pl, token, sh);
+  write_outputs(a, b, pl, token);
   if (threadIdx.x == 0) counters[b] = 0;  // ready for the next call or graph replay
 }
 
@@ -328,7 +328,7 @@ __global__ void __launch_bounds__(kThreads)
   }
   __syncthreads();
   pl.pos = sh.found;
-  write_outputs(a, b, pl, static_cast<int64_t>(sh.rest), sh);
+  write_outputs(a, b, pl, static_cast<int64_t>(sh.rest));
   if (threadIdx.x == 0) counters[b] = 0;
 }
 

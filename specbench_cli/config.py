@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from specbench_cli.choices import BACKENDS, DTYPES, NOISE_MODES
 from specbench_cli.errors import BadInput
 
 DEFAULT_STRATEGIES = ("sps", "tas", "cactus")
@@ -37,7 +38,7 @@ class RunConfig:
     trust_remote_code: bool = False
     chat_template: bool = True
     backend: str = "auto"  # verify kernels: auto | torch | cpu | cuda (auto: fastest available)
-    noise_mode: str = "race"  # final-token noise (algorithms.md 0.4): race | icdf
+    noise_mode: str = "race"  # final-token noise (docs/randomness.md): race | icdf
     warmup: int = 1  # untimed warm-up generations per engine
     audit: bool = True  # divergence audit of lossy strategies (untimed)
     output: str | None = None  # run folder; None -> runs/<timestamp>
@@ -57,14 +58,9 @@ FIELDS = {f.name for f in dataclasses.fields(RunConfig)}
 
 
 def load_yaml(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise BadInput(f"--config {path}: no such file")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f":{mark.line + 1}" if mark else ""
-        raise BadInput(f"{path}{where}: invalid YAML ({getattr(exc, 'problem', exc)})") from None
+    from specbench_cli.yaml_file import read_yaml
+
+    data = read_yaml(path, f"--config {path}") or {}
     if not isinstance(data, dict):
         raise BadInput(f"{path}: expected a mapping of settings at the top level")
     unknown = sorted(set(data) - FIELDS)
@@ -108,10 +104,8 @@ def build_config(yaml_path: Path | None, overrides: dict[str, Any]) -> RunConfig
 
 def validate(cfg: RunConfig) -> None:
     """Value checks that need no model; raise BadInput with the flag name."""
-    from specbench_cli.drafters import drafter_class, parse_drafter_spec
-    from specbench_cli.kernels import BACKENDS
+    from specbench_cli.drafters import parse_drafter_spec
     from specbench_cli.strategies import parse_strategy_spec
-    from specbench_cli.strategies.base import NOISE_MODES
 
     checks = [
         (isinstance(cfg.k, int) and cfg.k >= 1, f"--k must be an integer >= 1 (got {cfg.k})"),
@@ -126,12 +120,11 @@ def validate(cfg: RunConfig) -> None:
          f"--limit must be >= 1 (got {cfg.limit})"),
         (isinstance(cfg.warmup, int) and cfg.warmup >= 0,
          f"warmup must be >= 0 (got {cfg.warmup})"),
-        (cfg.dtype in ("auto", "float32", "bfloat16", "float16"),
-         f"--dtype must be auto, float32, bfloat16 or float16 (got {cfg.dtype})"),
+        (cfg.dtype in DTYPES, f"--dtype must be one of {', '.join(DTYPES)} (got {cfg.dtype})"),
         (cfg.backend in BACKENDS,
          f"--backend must be one of {', '.join(BACKENDS)} (got {cfg.backend})"),
         (cfg.noise_mode in NOISE_MODES,
-         f"--noise-mode must be race or icdf (got {cfg.noise_mode})"),
+         f"--noise-mode must be one of {', '.join(NOISE_MODES)} (got {cfg.noise_mode})"),
         (bool(cfg.strategies), "at least one --strategy is needed"),
         (bool(cfg.suites), "at least one --suite is needed"),
     ]
@@ -147,12 +140,11 @@ def validate(cfg: RunConfig) -> None:
     if len(set(labels)) != len(labels):
         raise BadInput(f"--strategy given twice with the same settings: {labels}")
     try:
-        name, params = parse_drafter_spec(cfg.effective_drafter())
-        drafter_class(name)
+        drafter, _ = parse_drafter_spec(cfg.effective_drafter())
     except ValueError as exc:
         raise BadInput(f"--drafter: {exc}") from None
-    if name == "model" and not cfg.draft:
-        raise BadInput("--drafter model needs a draft model: pass --draft")
+    if drafter.NEEDS_MODEL and not cfg.draft:
+        raise BadInput(f"--drafter {drafter.name} needs a draft model: pass --draft")
     if cfg.output is not None and Path(cfg.output).exists() and not Path(cfg.output).is_dir():
         raise BadInput(f"--output {cfg.output}: exists and is a file, not a folder")
 

@@ -1,35 +1,40 @@
 """The decoding loop: one loop for the autoregressive baseline and every strategy (batch size 1).
 
-Invariant between steps (algorithms.md 4.1): the committed sequence has L tokens, the target KV
+Invariant between steps (docs/engine.md): the committed sequence has L tokens, the target KV
 cache holds the first L-1, and the last one is pending. A step drafts n_r <= k tokens, runs one
 target forward over [pending, drafts], verifies with the strategy, commits the a accepted drafts
 plus one emitted token (correction or bonus), and crops the target cache to L + a entries. With no
 drafter (or an empty draft) a step is an ordinary decoding step: that is the baseline.
 
 The engine knows models, a drafter and a strategy through their protocols and yields one
-`StepRecord` per target forward pass; it never prints or aggregates.
+`StepRecord` per target forward pass; it never prints or aggregates. An observer (the
+divergence audit) may look at each step's distributions after the step's clock stopped.
 """
 
 from __future__ import annotations
 
-import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 
-from specbench_cli.kvcache import crop_to
+from specbench_cli.kvcache import cache_argument, crop_to
 from specbench_cli.sampling import SamplingConfig, process_logits, sample, to_probs
+from specbench_cli.timing import device_sync
+
+if TYPE_CHECKING:
+    from specbench_cli.drafters import Drafter
+    from specbench_cli.strategies import Strategy
 
 
 @dataclass
 class StepRecord:
     drafted: int  # n_r, tokens the drafter proposed (0 for prefill and baseline steps)
     accepted: int  # drafts kept
-    tokens: list[int]  # ids committed by this step (after EOS / budget truncation)
-    step_s: float  # wall time of the whole step (the divergence audit excluded)
+    tokens: list[int]  # ids committed by this step
+    step_s: float  # wall time of the whole step (observers excluded)
     target_s: float  # target forward pass
     draft_s: float  # inside the drafter (its own forward passes included)
     draft_forward_s: float  # the drafter's model forward passes alone
@@ -45,10 +50,10 @@ class StepRecord:
         return self.step_s - self.target_s - self.draft_forward_s
 
 
-def device_sync(device: torch.device) -> Callable[[], None]:
-    if device.type == "cuda":
-        return lambda: torch.cuda.synchronize(device)
-    return lambda: None
+class StepObserver(Protocol):
+    def __call__(self, record: StepRecord, target_probs: torch.Tensor,
+                 draft_probs: torch.Tensor | None, draft_tokens: list[int]) -> None:  # fmt: skip
+        """Look at a verified step: `target_probs` `[n+1, V]`, `draft_probs` `[n, V]` or None."""
 
 
 class Engine:
@@ -58,13 +63,12 @@ class Engine:
         model: target causal LM (transformers), eval mode.
         vocab_size: logit width shared with the drafter (logits are cut to it).
         sampling: temperature / top-k / top-p, applied identically to target and draft.
-        strategy: acceptance rule (`specbench_cli.strategies`), or None for the baseline.
-        drafter: a `Drafter`, or None for the baseline.
+        strategy: acceptance rule, or None for the baseline.
+        drafter: the drafter, or None for the baseline.
         k: tokens drafted per step.
         eos_ids: generation stops after any of these is committed.
-        audit: compute KL/TV of the strategy's output law against q at drafted positions
-            (untimed; adds O(V log V) work per position for Cactus).
-        noise_mode: final-token noise of the verify step, race or icdf (algorithms.md 0.4).
+        noise_mode: final-token noise of the verify step, race or icdf (docs/randomness.md).
+        observer: called after each verified step, outside its timing (the divergence audit).
     """
 
     def __init__(
@@ -72,12 +76,12 @@ class Engine:
         model: Any,
         vocab_size: int,
         sampling: SamplingConfig,
-        strategy: Any = None,
-        drafter: Any = None,
+        strategy: Strategy | None = None,
+        drafter: Drafter | None = None,
         k: int = 4,
         eos_ids: tuple[int, ...] = (),
-        audit: bool = False,
         noise_mode: str = "race",
+        observer: StepObserver | None = None,
     ):
         self.model = model
         self.device = model.get_input_embeddings().weight.device
@@ -87,14 +91,15 @@ class Engine:
         self.drafter = drafter
         self.k = k if drafter is not None else 0
         self.eos_ids = frozenset(eos_ids)
-        self.audit = audit
         self.noise_mode = noise_mode
+        self.observer = observer
         self.sync = device_sync(self.device)
+        self._cache_arg = cache_argument(model)
 
     def _forward(self, ids: list[int], cache: Any, keep_last: bool) -> torch.Tensor:
         inp = torch.tensor([ids], device=self.device)
         kwargs = {"logits_to_keep": 1} if keep_last else {}
-        out = self.model(input_ids=inp, past_key_values=cache, use_cache=True, **kwargs)
+        out = self.model(input_ids=inp, use_cache=True, **{self._cache_arg: cache}, **kwargs)
         return out.logits[0, :, : self.vocab_size]  # [n, V]
 
     def _emit_plain(self, logits: torch.Tensor, gen: torch.Generator) -> int:
@@ -103,13 +108,23 @@ class Engine:
             return int(processed.argmax())
         return int(sample(to_probs(processed, self.sampling)[None], gen))
 
-    def _cut_draft(self, tokens: list[int], budget: int) -> int:
-        """Drafts stop after an EOS and leave room for the emitted token within the budget."""
-        n = min(len(tokens), self.k, max(budget - 1, 0))
-        for i in range(n):
-            if tokens[i] in self.eos_ids:
-                return i + 1
-        return n
+    def _cut_draft(self, tokens: list[int], budget: int) -> list[int]:
+        """Drafts worth verifying: up to k, stopping after an EOS and leaving room in the token
+        budget for the step's emitted token."""
+        tokens = tokens[: min(self.k, max(budget - 1, 0))]
+        for i, tok in enumerate(tokens):
+            if tok in self.eos_ids:
+                return tokens[: i + 1]
+        return tokens
+
+    def _commit(self, drafts: list[int], accepted: int, emitted: int) -> list[int]:
+        """What a step commits: the accepted drafts and the emitted token, except that nothing
+        follows an accepted EOS. Drafts were cut to the budget and at EOS (`_cut_draft`), so
+        this never exceeds the budget and holds at most one EOS, last."""
+        new = drafts[:accepted]
+        if not new or new[-1] not in self.eos_ids:
+            new.append(emitted)
+        return new
 
     @torch.inference_mode()
     def generate(
@@ -128,46 +143,35 @@ class Engine:
         logits = self._forward(prompt_ids, cache, keep_last=True)
         self.sync()
         t1 = time.perf_counter()
-        first = self._emit_plain(logits[-1], gen)
+        new = self._commit([], 0, self._emit_plain(logits[-1], gen))
         t2 = time.perf_counter()
-        yield StepRecord(0, 0, [first], t2 - t0, t1 - t0, 0.0, 0.0, t2 - t1, prefill=True)
-        context = list(prompt_ids) + [first]
-        produced = 1
-        if first in self.eos_ids:
-            return
+        yield StepRecord(0, 0, new, t2 - t0, t1 - t0, 0.0, 0.0, t2 - t1, prefill=True)
+        context = list(prompt_ids) + new
+        produced = len(new)
 
-        while produced < max_new_tokens:
+        while produced < max_new_tokens and context[-1] not in self.eos_ids:
             budget = max_new_tokens - produced
             t0 = time.perf_counter()
-            draft_tokens: list[int] = []
+            drafts: list[int] = []
             draft_probs = None
             draft_forward_s = 0.0
             if self.drafter is not None:
                 draft = self.drafter.propose(context, min(self.k, budget - 1))
-                n_r = self._cut_draft(draft.tokens, budget)
-                draft_tokens = draft.tokens[:n_r]
-                if draft.probs is not None and n_r:
-                    draft_probs = draft.probs[:n_r]
+                drafts = self._cut_draft(draft.tokens, budget)
+                if draft.probs is not None and drafts:
+                    draft_probs = draft.probs[: len(drafts)]
                 draft_forward_s = draft.forward_s
             t1 = time.perf_counter()
             cache_len = len(context) - 1
-            logits = self._forward([context[-1]] + draft_tokens, cache, keep_last=not draft_tokens)
+            logits = self._forward([context[-1]] + drafts, cache, keep_last=not drafts)
             self.sync()
             t2 = time.perf_counter()
-            if draft_tokens:
-                accepted, emitted, q, p = self._verify(logits, draft_tokens, draft_probs, gen)
+            if drafts:
+                accepted, emitted, target_probs = self._verify(logits, drafts, draft_probs, gen)
             else:
-                accepted, emitted, q, p = 0, self._emit_plain(logits[-1], gen), None, None
+                accepted, emitted, target_probs = 0, self._emit_plain(logits[-1], gen), None
             t3 = time.perf_counter()
-
-            new = draft_tokens[:accepted] + [emitted]
-            if accepted and draft_tokens[accepted - 1] in self.eos_ids:
-                new = draft_tokens[:accepted]  # no bonus after an accepted EOS
-            new = new[:budget]
-            for i, tok in enumerate(new):
-                if tok in self.eos_ids:
-                    new = new[: i + 1]
-                    break
+            new = self._commit(drafts, accepted, emitted)
             # keep pending + accepted drafts; the emitted token becomes the new pending one
             crop_to(cache, cache_len + 1 + accepted)
             context.extend(new)
@@ -175,18 +179,18 @@ class Engine:
             if self.drafter is not None:
                 self.drafter.observe(accepted)
             t4 = time.perf_counter()
-            record = StepRecord(len(draft_tokens), accepted, new, t4 - t0, t2 - t1, t1 - t0,
+            record = StepRecord(len(drafts), accepted, new, t4 - t0, t2 - t1, t1 - t0,
                                 draft_forward_s, t3 - t2)
-            if self.audit and draft_tokens:
-                self._audit(record, q, p, draft_tokens, accepted)  # after the clock stopped
+            if self.observer is not None and drafts:
+                p = None if self.sampling.greedy else draft_probs
+                self.observer(record, target_probs, p, drafts)  # after the clock stopped
             yield record
-            if new[-1] in self.eos_ids:
-                return
 
-    def _verify(self, logits, draft_tokens, draft_probs, gen):
+    def _verify(self, logits: torch.Tensor, drafts: list[int], draft_probs: torch.Tensor | None,
+                gen: torch.Generator) -> tuple[int, int, torch.Tensor]:  # fmt: skip
         processed = process_logits(logits, self.sampling)  # [n_r+1, V]
         target_probs = to_probs(processed, self.sampling)
-        x = torch.tensor([draft_tokens], device=logits.device)
+        x = torch.tensor([drafts], device=logits.device)
         p = None if self.sampling.greedy or draft_probs is None else draft_probs[None]
         # inputs come from our own softmax: value checks would cost more than the kernel
         result = self.strategy.verify(
@@ -194,23 +198,4 @@ class Engine:
             noise_mode=self.noise_mode, validate=False,
         )
         accepted = int(result.num_accepted[0])
-        return accepted, int(result.tokens[0, accepted]), target_probs, p
-
-    def _audit(self, record: StepRecord, q, p, draft_tokens: list[int], accepted: int) -> None:
-        """KL(pi || q), TV(pi, q) at the drafted positions whose token was emitted (j <= a)."""
-        for j in range(min(accepted + 1, len(draft_tokens))):
-            qj = q[j].double()
-            if p is None:
-                pj = torch.zeros_like(qj)
-                pj[draft_tokens[j]] = 1.0
-            else:
-                pj = p[0, j].double()
-            pi = self.strategy.output_distribution(qj, pj).double()
-            mass = pi > 0
-            if bool((qj[mass] <= 0).any()):
-                kl = math.inf
-            else:
-                kl = float((pi[mass] * (pi[mass] / qj[mass]).log()).sum().clamp_min(0.0))
-            record.kl += kl
-            record.tv += float(0.5 * (pi - qj).abs().sum())
-            record.audited += 1
+        return accepted, int(result.tokens[0, accepted]), target_probs

@@ -1,12 +1,13 @@
 """Kernel-vs-reference agreement and timing, shared by `specbench kernels` and the tests.
 
-Owns: the random and adversarial verification inputs of algorithms.md 6.5 (zeros in p where q is
+Owns: the random and adversarial verification inputs (zeros in p where q is
 positive, one-hot rows, p = q, all accepted, first-position rejection, empty residual,
 deterministic drafts, ragged rows; V not a multiple of the kernels' 4096-token tile; B in
 {1, 64}; k in {1, 8}), the comparison of a compiled backend with the reference
-(`Strategy.verify_with_noise` on the torch backend), the classification of a disagreement as
-tolerated (the reference decision was within rounding) or failed, and the benchmark loop behind
-`specbench kernels bench`. Does not own the kernels (`kernels.py`) or any rule (`strategies/`).
+(`reference_verify`), the classification of a disagreement as tolerated (the reference decision
+was within rounding, as each rule judges its own test) or failed, and the benchmark loop behind
+`specbench kernels bench`. Does not own the kernels (`kernels.py`), the dispatch
+(`backends.py`) or any rule (`strategies/`), and names no rule.
 """
 
 from __future__ import annotations
@@ -21,18 +22,16 @@ from typing import Callable
 import torch
 from torch import Tensor
 
-from specbench_cli import kernels
-from specbench_cli.strategies import Noise, Strategy, parse_strategy_spec
-from specbench_cli.strategies.base import Row, verify_with_noise
+from specbench_cli.backends import CompiledDriver, resolve_backend
+from specbench_cli.noise import Noise
+from specbench_cli.strategies import Strategy, parse_strategy_spec
+from specbench_cli.strategies.base import Row, reference_verify
 
 CASES = ("random", "zeros_in_p", "one_hot", "p_eq_q", "all_accepted", "first_rejection",
          "empty_residual", "deterministic", "ragged")  # fmt: skip
 SHAPES = ((1, 1, 4097), (1, 8, 1000), (64, 1, 333), (64, 8, 4097))  # (B, k, V)
-ACCEPT_RTOL = 1e-6  # |u s - t| <= this * max(t, s): an accept test decided within rounding
-TAS_RTOL = 1e-5  # |q(x) - tau|: tau carries the fp32 entropy sum's rounding (V terms)
 ICDF_RTOL = 1e-5  # |cumsum boundary - u Z| <= this * Z
 RACE_RTOL = 1e-6  # the kernel's token scores within this of the best score
-LAZY = ("sps", "cactus", "interp")
 
 
 @dataclass
@@ -44,6 +43,18 @@ class Inputs:
     num_drafts: Tensor | None  # [B]
     target_logits: Tensor | None  # [B, k+1, V]
 
+    def to(self, device: torch.device) -> Inputs:
+        """The same inputs on `device`."""
+        move = (lambda t: None if t is None else t.to(device))  # noqa: E731
+        return Inputs(move(self.target_probs), move(self.draft_probs), move(self.draft_tokens),
+                      None if self.noise is None else self.noise.to(device),
+                      move(self.num_drafts), move(self.target_logits))  # fmt: skip
+
+    def args(self) -> tuple:
+        """Positional arguments of a driver, after the strategy."""
+        return (self.target_probs, self.draft_probs, self.draft_tokens, self.noise,
+                self.target_logits, self.num_drafts)  # fmt: skip
+
 
 def _normalize(t: Tensor) -> Tensor:
     return t / t.sum(-1, keepdim=True)
@@ -51,7 +62,7 @@ def _normalize(t: Tensor) -> Tensor:
 
 def make_inputs(case: str, B: int, k: int, V: int, mode: str, g: torch.Generator,
                 strategy: Strategy, scale: float = 3.0, draft_noise: float = 0.7) -> Inputs:
-    """One batch of a 6.5 case; noise is drawn from `g` in the order of 0.4."""
+    """One batch of a check case; noise is drawn from `g` in the contract's order."""
     q = torch.softmax(torch.randn(B, k + 1, V, generator=g) * scale, -1)
     p = torch.softmax(q[:, :k].log() + draft_noise * torch.randn(B, k, V, generator=g), -1)
     if case == "zeros_in_p":  # p = 0 on about half the tokens, where q > 0
@@ -75,7 +86,7 @@ def make_inputs(case: str, B: int, k: int, V: int, mode: str, g: torch.Generator
         noise = Noise(torch.full_like(noise.u_acc, value), mode, noise.e_fin, noise.u_fin)
     num_drafts = torch.randint(0, k + 1, (B,), generator=g) if case == "ragged" else None
     draft_probs = None if case == "deterministic" else p.contiguous()
-    logits = q.log() if strategy.name == "greedy" else None
+    logits = q.log() if strategy.USES_LOGITS else None
     return Inputs(q.contiguous(), draft_probs, x, noise, num_drafts, logits)
 
 
@@ -99,13 +110,9 @@ class Agreement:
 def run_backend(strategy: Strategy, inp: Inputs, backend: str) -> tuple[Tensor, Tensor]:
     """(tokens, num_accepted) from `backend` ("torch" = the reference) on the same inputs."""
     if backend == "torch":
-        r = verify_with_noise(strategy, inp.target_probs, inp.draft_probs, inp.draft_tokens,
-                              inp.noise, inp.target_logits, inp.num_drafts)  # fmt: skip
+        r = reference_verify(strategy, *inp.args())
     else:
-        on = inputs_to(inp, torch.device(backend))
-        r = kernels.backend_verify(strategy, on.target_probs, on.draft_probs, on.draft_tokens,
-                                   on.noise, on.target_logits, on.num_drafts,
-                                   backend=backend)  # fmt: skip
+        r = CompiledDriver(backend)(strategy, *inp.to(torch.device(backend)).args())
     return r.tokens.cpu(), r.num_accepted.cpu()
 
 
@@ -128,37 +135,21 @@ def compare(strategy: Strategy, inp: Inputs, backend: str, into: Agreement) -> N
 
 def tolerated(strategy: Strategy, inp: Inputs, b: int, ref_a: int, ker_a: int,
               ref_tok: int, ker_tok: int) -> bool:
-    """Whether row b's disagreement comes from a reference decision within rounding (6.5)."""
-    name = strategy.name
-    if ker_a < 0 or name in ("greedy", "topk") and ref_a != ker_a:
+    """Whether row b's disagreement comes from a reference decision within rounding."""
+    if ker_a < 0:
         return False
-    q, x = inp.target_probs[b].double(), inp.draft_tokens[b]
+    q = inp.target_probs[b]
     if ref_a != ker_a:  # an accept test at position j went the other way
         j = min(ref_a, ker_a)
-        q_x = q[j, x[j]]
-        if name == "tas":
-            from specbench_cli.strategies.typical import thresholds
-
-            p_ = strategy.params
-            tau = thresholds(inp.target_probs[b, j][None], p_["eps"], p_["alpha"])[0].double()
-            return abs(float(q_x - tau)) <= TAS_RTOL * max(float(q_x), float(tau))
-        s = 1.0 if inp.draft_probs is None else inp.draft_probs[b, j, x[j]].double()
-        t = q_x
-        if name == "cactus":
-            from specbench_cli.strategies.cactus import boost
-
-            t = boost(q_x.float(), strategy.params["delta"])[0].double()
-        elif name == "interp":
-            alpha = strategy.params["alpha"]
-            t = alpha * s + (1.0 - alpha) * q_x
-        u = inp.noise.u_acc[b, j].double()
-        return abs(float(u * s - t)) <= ACCEPT_RTOL * max(float(t), float(s))
-    if name == "greedy" or (name == "tas" and (ref_a < _n(inp, b) or
-                                               strategy.params["bonus"] == "argmax")):
+        x = int(inp.draft_tokens[b, j])
+        p_x = 1.0 if inp.draft_probs is None else float(inp.draft_probs[b, j, x])
+        u = float(inp.noise.u_acc[b, j]) if inp.noise is not None else 0.0
+        return strategy.decided_by_rounding(q[j], x, p_x, u)
+    if not strategy.sampled_final(ref_a >= _n(inp, b)):
         return False  # argmax outputs are exact
     w = _final_weights(strategy, inp, b, ref_a).double()
     if not bool((w > 0).any()):
-        w = q[ref_a]
+        w = q[ref_a].double()
     if inp.noise.mode == "race":
         e = inp.noise.e_fin[b].double()
         score = torch.where(w > 0, w / e, torch.full_like(w, -1.0))
@@ -178,7 +169,7 @@ def _n(inp: Inputs, b: int) -> int:
 def _final_weights(strategy: Strategy, inp: Inputs, b: int, a: int) -> Tensor:
     """Reference weights of row b's final token: the residual at row a, or q at the bonus row."""
     q_a = inp.target_probs[b, a]
-    if a >= _n(inp, b) or strategy.name == "tas":
+    if a >= _n(inp, b):
         return q_a
     x = inp.draft_tokens[b, a]
     if inp.draft_probs is None:
@@ -221,9 +212,11 @@ class BenchResult:
 
 
 def must_read_bytes(strategy: Strategy, B: int, k: int, V: int, mode: str) -> int:
-    """Bytes the rule must read (docs/kernels.md 2.1): two rows for SpS-like rules, k+1 rows of
-    q for scan rules, plus the race noise row when a token is sampled."""
-    rows = 2 if strategy.name in LAZY else (k + 1 + (strategy.name == "topk"))
+    """Bytes the rule must read (docs/kernels.md): two rows for rules that look at the drafted
+    tokens only, k+1 rows of q (plus any second pass) for scan rules, plus the race noise row
+    when a token is sampled."""
+    desc = strategy.kernel
+    rows = k + 1 + desc.extra_rows if desc.scans_rows else 2
     noise_row = mode == "race" and strategy.uses_noise
     return 4 * B * V * (rows + noise_row)
 
@@ -293,7 +286,7 @@ def bench_grid(specs: list[str], Bs: list[int], ks: list[int], Vs: list[int], mo
                progress: Callable[[str], None] | None = None) -> list[BenchResult]:
     """Time reference and kernel on every shape; outputs are checked equal before timing."""
     dev = torch.device(device)
-    backend = kernels.resolve_backend(device, dev)
+    backend = resolve_backend(device, dev)
     copy_gbps = _copy_gbps(dev) if dev.type == "cuda" else 0.0
     results = []
     for spec in specs:
@@ -302,13 +295,10 @@ def bench_grid(specs: list[str], Bs: list[int], ks: list[int], Vs: list[int], mo
             for k in ks:
                 for V in Vs:
                     g = torch.Generator().manual_seed(B * 1000 + k * 10 + V)
-                    inp = inputs_to(make_inputs("random", B, k, V, mode, g, strategy,
-                                                draft_noise=0.5), dev)  # fmt: skip
-                    args = (inp.target_probs, inp.draft_probs, inp.draft_tokens, inp.noise,
-                            inp.target_logits, inp.num_drafts)  # fmt: skip
-                    ref = functools.partial(verify_with_noise, strategy, *args)
-                    ker = functools.partial(kernels.backend_verify, strategy, *args,
-                                            backend=backend)  # fmt: skip
+                    inp = make_inputs("random", B, k, V, mode, g, strategy,
+                                      draft_noise=0.5).to(dev)  # fmt: skip
+                    ref = functools.partial(reference_verify, strategy, *inp.args())
+                    ker = functools.partial(CompiledDriver(backend), strategy, *inp.args())
                     r0, k0 = ref(), ker()
                     if not torch.equal(r0.tokens, k0.tokens) and progress:
                         progress(f"note: {spec} B={B} k={k} V={V}: kernel tokens differ "
@@ -339,21 +329,3 @@ def _auto_repeats(fn: Callable[[], object], device: torch.device) -> int:
     if device.type == "cuda":
         torch.cuda.synchronize()
     return int(min(200, max(5, 1.0 / max(time.perf_counter() - t0, 1e-6))))
-
-
-def _to(t: Tensor | None, device: torch.device) -> Tensor | None:
-    return None if t is None else t.to(device)
-
-
-def inputs_to(inp: Inputs, device: torch.device) -> Inputs:
-    """The same inputs on `device`."""
-    return Inputs(_to(inp.target_probs, device), _to(inp.draft_probs, device),
-                  _to(inp.draft_tokens, device), noise_to(inp.noise, device),
-                  _to(inp.num_drafts, device), _to(inp.target_logits, device))  # fmt: skip
-
-
-def noise_to(noise: Noise | None, device: torch.device) -> Noise | None:
-    if noise is None:
-        return None
-    return Noise(noise.u_acc.to(device), noise.mode, _to(noise.e_fin, device),
-                 _to(noise.u_fin, device))  # fmt: skip

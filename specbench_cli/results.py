@@ -6,7 +6,7 @@ A run folder holds two files:
 - `results.json`: `ResultsFile`, the aggregates per strategy x drafter x suite, written
   atomically (temp file + rename) at the end of a run, or for what finished on Ctrl-C.
 
-Conventions (also stated in the README):
+Conventions (docs/metrics.md has the full definitions):
 - `mean_accepted_tokens`: tokens emitted per target forward pass (accepted drafts + the one
   correction or bonus token), summed over all steps of all prompts then divided (step-weighted);
   1.00 for the autoregressive baseline. Spec-Bench's "#Mean accepted tokens", vLLM's "mean
@@ -16,6 +16,8 @@ Conventions (also stated in the README):
   i+1 tokens (conditional on the position being drafted, unconditional on earlier acceptance).
 - `speedup`: tokens/s of the strategy over tokens/s of the autoregressive baseline measured in
   the same run on the same prompts (sums of new tokens over sums of wall time).
+- `divergence`: KL(pi || q) and TV(pi, q) summed over the drafted positions whose token was
+  emitted, divided by the new tokens (per emitted token; 0 for lossless strategies).
 """
 
 from __future__ import annotations
@@ -23,9 +25,11 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TypedDict
 
+from specbench_cli import __version__
 from specbench_cli.errors import BadInput
 
 SCHEMA_VERSION = 1
@@ -52,11 +56,12 @@ class PromptRecord(TypedDict, total=False):
     target_forward_passes: int  # prefill + one per step
     accepted_lengths: list[int]  # accepted drafts per speculative step
     drafted_lengths: list[int]  # drafted tokens per speculative step
-    peak_memory_bytes: int  # process RSS on CPU, peak allocated on GPU
-    kl_sum: float  # sum over drafted positions of KL(pi || q) (issue 3 divergence audit)
-    tv_sum: float
-    drafted_positions: int
-    scores: dict[str, float]  # quality per metric from the suite's scorer (issue 3)
+    peak_memory_bytes: int  # peak while this record ran: RSS on CPU, allocated on GPU
+    kl_sum: float  # divergence audit: sum over emitted drafted positions of KL(pi || q)
+    tv_sum: float  # the same for TV(pi, q)
+    drafted_positions: int  # positions the audit covered
+    scores: dict[str, float]  # quality per metric from the suite's scorer
+    score_error: str  # why the scorer failed, when it did
 
 
 class ResultRow(TypedDict, total=False):
@@ -81,9 +86,9 @@ class ResultRow(TypedDict, total=False):
     time_to_first_token_s: float  # median over prompts
     peak_memory_bytes: int
     draft_time_share: float  # draft_s / wall_s
-    quality: dict[str, float]  # mean score per metric (issue 3)
-    quality_delta: dict[str, dict[str, float]]  # metric -> {value, low, high}
-    divergence: dict[str, float]  # {"kl", "tv"}: mean per drafted position
+    quality: dict[str, float]  # mean score per metric
+    quality_delta: dict[str, dict[str, float]]  # metric -> {value, low, high, significant}
+    divergence: dict[str, float]  # {"kl", "tv"}: per emitted token (see the module docstring)
 
 
 class ResultsFile(TypedDict):
@@ -94,6 +99,20 @@ class ResultsFile(TypedDict):
     environment: dict[str, Any]  # versions, device, CPU/GPU name, threads, git sha
     config: dict[str, Any]  # the effective run configuration (as `--print-config` shows it)
     results: list[ResultRow]
+
+
+def make_results(config: dict[str, Any], environment: dict[str, Any], rows: list[ResultRow],
+                 status: str) -> ResultsFile:  # fmt: skip
+    """A results document of the current schema version."""
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "specbench_version": __version__,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "status": status,
+        "environment": environment,
+        "config": config,
+        "results": rows,
+    }
 
 
 def _finite(value: Any) -> Any:

@@ -1,4 +1,4 @@
-"""Logit processing shared by target and draft (algorithms.md 0.3).
+"""Logit processing shared by target and draft (docs/engine.md).
 
 raw logits -> temperature -> top-k -> top-p -> softmax in float32. Temperature 0 is greedy mode:
 the distributions become one-hot at the argmax of the raw float32 logits (lowest id on ties),
@@ -52,5 +52,6 @@ def to_probs(processed: torch.Tensor, cfg: SamplingConfig) -> torch.Tensor:
 
 
 def sample(probs: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-    """One token id per row of probs [n, V], by inverse CDF with one uniform per row."""
+    """One token id per row of probs [n, V] (`torch.multinomial`, which draws V exponential
+    variates per row from `generator`)."""
     return torch.multinomial(probs, 1, generator=generator).squeeze(-1)

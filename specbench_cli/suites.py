@@ -9,7 +9,7 @@ A suite is a data file of JSON lines, optionally described by a YAML header, eit
     name: math                       # default: the file stem
     description: Word problems with one numeric answer.
     version: 1
-    scorer: math                     # from `quality.scorers.SCORERS`; unset: auto/humaneval
+    scorer: math                     # from `quality.SCORERS`; unset: auto/humaneval
                                      # when records carry references or tests, else none
     max_new_tokens: 192              # suite default; the CLI flag overrides it
     format: auto                     # auto | native | specbench | humaneval (record format)
@@ -25,7 +25,6 @@ Errors are `BadInput` naming the file and line: `suites/x.jsonl:7: missing 'prom
 
 from __future__ import annotations
 
-import difflib
 import gzip
 import json
 from dataclasses import dataclass, fields, replace
@@ -33,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from specbench_cli.errors import BadInput
+from specbench_cli.registry import did_you_mean
 from specbench_cli.suite_records import FORMATS, Prompt, parse_record
 
 
@@ -65,7 +65,7 @@ class SuiteHeader:
 
 def suite_dir() -> Path:
     """The bundled suites folder: `suites/` at the repository root, or its installed copy."""
-    from specbench_cli.data import data_dir
+    from specbench_cli.paths import data_dir
 
     return data_dir("suites")
 
@@ -92,11 +92,9 @@ def load_suite(spec: str, limit: int | None = None) -> Suite:
         if not path.exists():
             if path.suffix or "/" in spec or "\\" in spec:
                 raise BadInput(f"suite file not found: {spec}")
-            hint = difflib.get_close_matches(spec, names, n=1)
-            did_you_mean = f" (did you mean '{hint[0]}'?)" if hint else ""
             raise BadInput(
-                f"unknown suite '{spec}'{did_you_mean}; bundled suites: {', '.join(names)}; "
-                "or pass a path to a JSONL file"
+                f"unknown suite {spec!r}{did_you_mean(spec, names)} (bundled suites: "
+                f"{', '.join(names)}; or pass a path to a JSONL file)"
             )
         if path.is_dir():
             raise BadInput(f"suite path is a directory, not a file: {spec}")
@@ -161,17 +159,9 @@ def _humaneval_data_file() -> Path:
 
 
 def _read_yaml_header(path: Path, shown: str) -> SuiteHeader:
-    import yaml
+    from specbench_cli.yaml_file import read_yaml
 
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{shown}:{mark.line + 1}" if mark is not None else shown
-        raise BadInput(f"{where}: invalid YAML: {getattr(exc, 'problem', exc)}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise BadInput(f"{shown}: cannot read: {exc}") from None
-    return _parse_header(raw, shown)
+    return _parse_header(read_yaml(path, shown), shown)
 
 
 def _parse_header(raw: Any, where: str) -> SuiteHeader:
@@ -204,11 +194,12 @@ def _parse_header(raw: Any, where: str) -> SuiteHeader:
     if header.template is not None and "{prompt}" not in header.template:
         raise BadInput(f"{where}: 'template' must contain {{prompt}}")
     if header.scorer is not None:
-        from specbench_cli.quality.scorers import SCORERS
+        from specbench_cli.quality import SCORERS
 
-        if header.scorer not in SCORERS:
-            available = ", ".join(sorted(SCORERS))
-            raise BadInput(f"{where}: unknown scorer '{header.scorer}' (available: {available})")
+        try:
+            SCORERS.check(header.scorer)
+        except ValueError as exc:
+            raise BadInput(f"{where}: {exc}") from None
     return header
 
 

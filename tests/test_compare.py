@@ -354,7 +354,7 @@ def test_corrupt_record_line_is_bad_input(base: Path, tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("flags", "words"),
     [
-        (["--threshold", "speeed=5%"], ["unknown metric", "did you mean speedup"]),
+        (["--threshold", "speeed=5%"], ["unknown metric", "did you mean 'speedup'"]),
         (["--threshold", "speedup=5"], ["% sign"]),
         (["-t", "quality.bleu=1%"], ["no compared row reports it"]),
     ],

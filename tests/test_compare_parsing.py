@@ -15,9 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from specbench_cli.commands.compare import read_gate_file
+from specbench_cli.commands.compare import OUTPUT_FORMATS
 from specbench_cli.compare import load_run
-from specbench_cli.compare_metrics import higher_is_better, parse_threshold, parse_thresholds
+from specbench_cli.compare.gate import read_gate_file
+from specbench_cli.compare.metrics import higher_is_better, parse_threshold, parse_thresholds
 from specbench_cli.errors import BadInput
 
 
@@ -49,7 +50,7 @@ def test_thresholds_parse_to_percent() -> None:
     [
         ("thresholds: {speedup: 5}\n", "% sign"),
         ("thresholds: [speedup]\n", "'thresholds' must map"),
-        ("thresholds: {speedup: 5%\n", "not valid YAML at line 2"),
+        ("thresholds: {speedup: 5%\n", "gate.yaml:2: invalid YAML"),
         ("allow_config_diff: yes please\n", "true or false"),
         ("format: [html]\n", "'format' must be one of"),
         ("- speedup\n", "expected a mapping"),
@@ -59,7 +60,7 @@ def test_gate_file_checks(tmp_path: Path, text: str, message: str) -> None:
     gate = tmp_path / "gate.yaml"
     gate.write_text(text)
     with pytest.raises(BadInput, match=re.escape(message)):
-        read_gate_file(gate)
+        read_gate_file(gate, OUTPUT_FORMATS)
 
 
 def test_metric_directions() -> None:
@@ -82,11 +83,11 @@ def test_repeated_thresholds_are_collected_once_each() -> None:
 def test_gate_file_thresholds_and_options(tmp_path: Path) -> None:
     gate = tmp_path / "gate.yaml"
     gate.write_text("thresholds:\n  speedup: 5%\nallow_config_diff: true\nformat: markdown\n")
-    loaded = read_gate_file(gate)
+    loaded = read_gate_file(gate, OUTPUT_FORMATS)
     assert loaded.thresholds == {"speedup": 5.0} and loaded.allow_config_diff
-    assert loaded.format is not None and loaded.format.value == "markdown"
+    assert loaded.format == "markdown"
     gate.write_text("")
-    assert read_gate_file(gate).thresholds == {}
+    assert read_gate_file(gate, OUTPUT_FORMATS).thresholds == {}
 
 
 @pytest.mark.parametrize(

@@ -13,10 +13,11 @@ import pytest
 import torch
 from conftest import run_cli
 
+from specbench_cli.contenders import eos_ids
 from specbench_cli.drafters.ngram import NgramDrafter
 from specbench_cli.engine import Engine
 from specbench_cli.models import check_spec, load_model
-from specbench_cli.runner import encode, eos_ids
+from specbench_cli.prompts import encode
 from specbench_cli.sampling import SamplingConfig
 from specbench_cli.strategies import get_strategy
 

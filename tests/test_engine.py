@@ -1,5 +1,5 @@
 """The decoding loop on tiny random-weight models: greedy equivalence, KV rollback, EOS and
-budget handling, and the exact law of the first tokens under sampling (algorithms.md 4.3, 6.2).
+budget handling, and the exact law of the first tokens under sampling (docs/engine.md).
 
 Run: .venv/bin/python -m pytest tests/test_engine.py -q
 """
@@ -13,10 +13,11 @@ import torch
 from scipy import stats
 from transformers import DynamicCache, LlamaConfig, LlamaForCausalLM
 
+from specbench_cli.drafters import DraftContext
 from specbench_cli.drafters.draft_model import DraftModelDrafter
 from specbench_cli.drafters.ngram import NgramDrafter
 from specbench_cli.engine import Engine
-from specbench_cli.kvcache import crop_to
+from specbench_cli.kvcache import cache_argument, crop_to
 from specbench_cli.sampling import SamplingConfig
 from specbench_cli.strategies import get_strategy
 
@@ -69,7 +70,7 @@ def test_greedy_speculative_equals_generate(target, draft, k):
         baseline = Engine(target, 16, GREEDY)
         ngram = Engine(target, 16, GREEDY, get_strategy("greedy"), NgramDrafter(min_ngram=1), k)
         model = Engine(target, 16, GREEDY, get_strategy("greedy"),
-                       DraftModelDrafter(draft, GREEDY, 16, lambda: None), k)
+                       DraftModelDrafter(DraftContext(GREEDY, 16, draft)), k)
         for engine in (baseline, ngram, model):
             assert run_engine(engine, prompt, 40)[0] == ref
 
@@ -77,7 +78,7 @@ def test_greedy_speculative_equals_generate(target, draft, k):
 def test_self_draft_accepts_everything_and_rolls_back_nothing(target):
     # the target drafting for itself under greedy: every draft accepted, k+1 tokens per step
     engine = Engine(target, 16, GREEDY, get_strategy("greedy"),
-                    DraftModelDrafter(target, GREEDY, 16, lambda: None), 4)
+                    DraftModelDrafter(DraftContext(GREEDY, 16, target)), 4)
     prompt = prompts(1)[0]
     tokens, steps = run_engine(engine, prompt, 41)
     assert tokens == hf_greedy(target, prompt, 41)
@@ -101,7 +102,7 @@ class CheckedDraftModel(DraftModelDrafter):
 def test_rejections_roll_back_both_caches(target, draft):
     """Target cache = committed tokens but the pending one after every step; the draft cache
     holds only committed tokens whenever drafting starts."""
-    drafter = CheckedDraftModel(draft, GREEDY, 16, lambda: None)
+    drafter = CheckedDraftModel(DraftContext(GREEDY, 16, draft))
     engine = Engine(target, 16, GREEDY, get_strategy("greedy"), drafter, 3)
     prompt = prompts(1)[0]
     context = list(prompt)
@@ -117,7 +118,8 @@ def test_rejections_roll_back_both_caches(target, draft):
 def test_crop_to_keeps_prefix(target):
     cache = DynamicCache()
     with torch.no_grad():
-        target(input_ids=torch.tensor([[1, 2, 3, 4, 5]]), past_key_values=cache, use_cache=True)
+        target(input_ids=torch.tensor([[1, 2, 3, 4, 5]]), use_cache=True,
+               **{cache_argument(target): cache})
     crop_to(cache, 3)
     assert cache.get_seq_length() == 3
     crop_to(cache, 7)  # never grows
@@ -130,12 +132,13 @@ def test_eos_and_budget(target, draft):
     eos = free[7]  # declare the 8th greedy token an EOS: generation must stop right after it
     ref = hf_greedy(target, prompt, 30, eos=eos)
     assert ref[-1] == eos and len(ref) <= 8
-    for drafter in (NgramDrafter(min_ngram=1), DraftModelDrafter(draft, GREEDY, 16, lambda: None)):
+    for drafter in (NgramDrafter(min_ngram=1),
+                    DraftModelDrafter(DraftContext(GREEDY, 16, draft))):
         engine = Engine(target, 16, GREEDY, get_strategy("greedy"), drafter, 4, eos_ids=(eos,))
         assert run_engine(engine, prompt, 30)[0] == ref
     for budget in (1, 2, 5, 13):
         engine = Engine(target, 16, GREEDY, get_strategy("greedy"),
-                        DraftModelDrafter(target, GREEDY, 16, lambda: None), 4)
+                        DraftModelDrafter(DraftContext(GREEDY, 16, target)), 4)
         tokens, steps = run_engine(engine, prompt, budget)
         assert tokens == free[:budget]
         assert all(s.drafted <= 4 for s in steps)
@@ -184,7 +187,7 @@ def test_sps_engine_samples_the_target_law(drafter_kind, k, noise_mode):
     sampling = SamplingConfig(temperature=1.0)
     counts = dict.fromkeys(law, 0)
     for seed in range(n):
-        drafter = (DraftModelDrafter(draft, sampling, vocab, lambda: None)
+        drafter = (DraftModelDrafter(DraftContext(sampling, vocab, draft))
                    if drafter_kind == "model" else NgramDrafter(min_ngram=1))
         engine = Engine(target, vocab, sampling, get_strategy("sps"), drafter, k,
                         noise_mode=noise_mode)

@@ -1,11 +1,11 @@
-"""Compiled verification kernels against the PyTorch reference (algorithms.md 6.5 and 6.1).
+"""Compiled verification kernels against the PyTorch reference (docs/kernels.md).
 
 - CPU twin == reference token for token on random and adversarial inputs (zeros in p where q > 0,
   one-hot rows, p = q, all accepted, first-position rejection, empty residual, deterministic and
   ragged drafts, V not a multiple of the 4096-token tile, B in {1, 64}, k in {1, 8}) for every
   strategy and both noise modes; disagreements are only tolerated within rounding and never
   above 1 in 10^4 rows (here: none expected).
-- The CPU twin passes the one-step distribution test of 6.1 on its own.
+- The CPU twin passes the one-step distribution test on its own.
 - The CUDA kernels, run on CPU threads by tests/cuda_emu.cpp (shuffled CTA order), equal the CPU
   twin bit for bit; every .cu file compiles with nvcc for sm_80 and sm_90; on a CUDA machine the
   real kernels equal the CPU twin (marked `cuda`).
@@ -26,8 +26,11 @@ import torch
 from conftest import run_cli
 from scipy import stats
 
-from specbench_cli import kernel_checks, kernels
-from specbench_cli.strategies import Noise, parse_strategy_spec
+from specbench_cli import backends, kernel_checks, kernels
+from specbench_cli.noise import Noise
+from specbench_cli.strategies import get_strategy, parse_strategy_spec
+
+CPU = backends.CompiledDriver("cpu")
 
 REPO = Path(__file__).resolve().parents[1]
 SPECS = ["greedy", "sps", "tas", "tas:bonus=argmax", "cactus:delta=0.5", "cactus:delta=0",
@@ -93,15 +96,16 @@ def test_cpu_result_does_not_depend_on_thread_count(spec: str, B: int, cpu_kerne
 def test_cpu_rejects_bad_ids(cpu_kernel) -> None:
     q = torch.full((1, 2, 4), 0.25)
     noise = Noise(torch.zeros(1, 1), "icdf", u_fin=torch.zeros(1))
+    sps = get_strategy("sps", backend="cpu")
     with pytest.raises(RuntimeError, match="outside"):
-        kernels.verify("sps", {}, q, None, torch.tensor([[4]]), noise, backend="cpu")
+        sps.verify_with_noise(q, None, torch.tensor([[4]]), noise, validate=False)
     with pytest.raises(RuntimeError, match="num_drafts"):
-        kernels.verify("sps", {}, q, None, torch.tensor([[1]]), noise,
-                       num_drafts=torch.tensor([2]), backend="cpu")  # fmt: skip
+        sps.verify_with_noise(q, None, torch.tensor([[1]]), noise, num_drafts=torch.tensor([2]),
+                              validate=False)  # fmt: skip
 
 
 def test_tolerance_classifier() -> None:
-    """6.5: a disagreement counts as tolerated only where the reference decision is a tie."""
+    """A disagreement counts as tolerated only where the reference decision is a tie."""
     strategy = parse_strategy_spec("sps")
     q = torch.tensor([[[0.25, 0.75, 0.0], [0.5, 0.5, 0.0]]])  # [1, 2, 3]: k = 1, bonus row 1
     p = torch.tensor([[[0.5, 0.5, 0.0]]])
@@ -124,20 +128,20 @@ def test_tolerance_classifier() -> None:
 
 def test_fallback_to_reference_without_kernel(monkeypatch) -> None:
     monkeypatch.setattr(kernels, "_cpu_ops", lambda: None)
-    assert kernels.resolve_backend("auto", "cpu") == "torch"
-    assert kernels.resolve_backend("cpu", "cpu") == "torch"
+    assert backends.resolve_backend("auto", "cpu") == "torch"
+    assert backends.resolve_backend("cpu", "cpu") == "torch"
     strategy = parse_strategy_spec("sps")
     g = torch.Generator().manual_seed(0)
     inp = kernel_checks.make_inputs("random", 4, 3, 50, "race", g, strategy)
     ref = kernel_checks.run_backend(strategy, inp, "torch")
-    got = kernels.verify("sps", {}, inp.target_probs, inp.draft_probs, inp.draft_tokens,
-                         inp.noise, backend="cpu")  # fmt: skip
-    assert torch.equal(ref[0], got[0]) and torch.equal(ref[1], got[1])
+    got = parse_strategy_spec("sps", backend="cpu").verify_with_noise(
+        inp.target_probs, inp.draft_probs, inp.draft_tokens, inp.noise)
+    assert torch.equal(ref[0], got.tokens) and torch.equal(ref[1], got.num_accepted)
     with pytest.raises(ValueError, match="unknown backend"):
-        kernels.resolve_backend("gpu", "cpu")
+        backends.resolve_backend("gpu", "cpu")
 
 
-# -- the one-step law (6.1) on the CPU kernel ---------------------------------------------------
+# -- the one-step law on the CPU kernel ---------------------------------------------------
 
 ETA = 1e-6
 STAT_SPECS = ["sps", "tas", "tas:bonus=argmax", "cactus:delta=0.3", "topk:k=3", "interp", "greedy"]
@@ -195,7 +199,7 @@ def test_cpu_one_step_law(spec: str, mode: str, cpu_kernel) -> None:
         target = torch.stack([q, _dist(np.arange(1, V + 1))])[None].expand(N, 2, V).contiguous()
         draft = None if p is None else p[None, None].expand(N, 1, V).contiguous()
         noise = Noise.draw(g, N, 1, V, mode) if strategy.uses_noise else None
-        r = kernels.backend_verify(strategy, target, draft, x, noise, backend="cpu")
+        r = CPU(strategy, target, draft, x, noise, None, None)
         what = f"{spec} {mode} {case}"
         first = torch.bincount(r.tokens[:, 0], minlength=V).numpy()
         _assert_follows(first, strategy.output_distribution(q, p_law).numpy(), what)
@@ -216,7 +220,7 @@ class _Args(ctypes.Structure):
                 ("topk_k", ctypes.c_int64)] + [
         (name, ctypes.c_void_p) for name in (
             "target_probs", "draft_probs", "draft_tokens", "u_acc", "e_fin", "u_fin",
-            "num_drafts", "target_logits", "tokens", "num_accepted", "num_zero_draft_prob")
+            "num_drafts", "target_logits", "tokens", "num_accepted")
     ]  # fmt: skip
 
 
@@ -237,19 +241,16 @@ def cuda_emulator(tmp_path_factory):
 
 
 def _emulate(lib, strategy, inp: kernel_checks.Inputs, seed: int):
-    P = strategy.params
+    d = strategy.kernel
     q = inp.target_probs
     B, k1, V = q.shape
-    out = [torch.empty(B, k1, dtype=torch.long), torch.empty(B, dtype=torch.long),
-           torch.empty(B, dtype=torch.long)]  # fmt: skip
+    out = [torch.empty(B, k1, dtype=torch.long), torch.empty(B, dtype=torch.long)]
     noise = inp.noise
     ptr = lambda t: None if t is None else t.data_ptr()  # noqa: E731
-    alpha = float(P.get("alpha", 0.0))
     args = _Args(
-        B, k1 - 1, V, kernels.STRATEGY_IDS[strategy.name],
-        kernels.NOISE_IDS[noise.mode if noise else "race"], float(P.get("delta", 0.0)),
-        float(P.get("eps", 0.0)), alpha, alpha, float(np.float32(1.0 - alpha)),
-        int(P.get("bonus") == "argmax"), int(P.get("k", 1)),
+        B, k1 - 1, V, d.policy, kernels.NOISE_IDS[noise.mode if noise else "race"], d.delta,
+        d.tas_eps, d.tas_alpha, d.interp_alpha, float(np.float32(1.0 - d.interp_alpha)),
+        int(d.bonus_argmax), d.topk,
         ptr(q), ptr(inp.draft_probs), ptr(inp.draft_tokens),
         ptr(noise and noise.u_acc), ptr(noise and noise.e_fin), ptr(noise and noise.u_fin),
         ptr(inp.num_drafts), ptr(inp.target_logits), *(ptr(t) for t in out),
@@ -269,14 +270,11 @@ def test_cuda_kernels_emulated_match_cpu(spec: str, mode: str, cpu_kernel, cuda_
             for s in ((2, 3, 9000), (3, 1, 100))] + [("random", (1, 0, 5))]  # fmt: skip
     for seed, (case, (B, k, V)) in enumerate(runs):
         inp = kernel_checks.make_inputs(case, B, k, V, mode, g, strategy)
-        cpu = kernels.backend_verify(strategy, inp.target_probs, inp.draft_probs,
-                                     inp.draft_tokens, inp.noise, inp.target_logits,
-                                     inp.num_drafts, backend="cpu")  # fmt: skip
+        cpu = CPU(strategy, *inp.args())
         emu = _emulate(cuda_emulator, strategy, inp, seed)
         what = f"{spec} {mode} {case} B={B} k={k} V={V}"
         assert torch.equal(cpu.tokens, emu[0]), what
         assert torch.equal(cpu.num_accepted, emu[1]), what
-        assert torch.equal(cpu.num_zero_draft_prob, emu[2]), what
 
 
 def test_every_cu_file_compiles_for_sm80_and_sm90(tmp_path) -> None:
@@ -323,7 +321,7 @@ def test_cuda_matches_cpu_and_reference(spec: str, mode: str) -> None:
 
 
 def test_gpu_goal_lines_judge_the_graph_time() -> None:
-    """The issue 5 GPU goals read the CUDA-graph time when there is one, else the eager time."""
+    """The GPU kernel goals read the CUDA-graph time when there is one, else the eager time."""
     from specbench_cli.commands.kernels import _gpu_goals
     from specbench_cli.kernel_checks import BenchResult
 

@@ -1,4 +1,4 @@
-"""Statistical and exact-law tests for the acceptance strategies (algorithms.md 6.1 and 6.3).
+"""Statistical and exact-law tests for the acceptance strategies (docs/strategies.md).
 
 One-step tests: for fixed (q, p) pairs, N batch rows each verify one draft x ~ p (k = 1) in a
 single batched call. The token emitted at position 0 must follow `output_distribution(q, p)`
@@ -7,7 +7,7 @@ must match `acceptance_probability` (Hoeffding bound), and after an acceptance t
 position 1 must follow the bonus row of q. Seeds are fixed, so every run is deterministic; the
 small eta keeps a correct implementation from failing on an unlucky seed.
 
-Cactus (6.3): invariants of the boosted target h^(n), the O(V log V) law against an independent
+Cactus: invariants of the boosted target h^(n), the O(V log V) law against an independent
 O(V^2) double sum, monotone acceptance in delta, and delta = 0 equal to SpS token for token.
 """
 
@@ -62,7 +62,8 @@ def _dist(values: np.ndarray) -> torch.Tensor:
 
 
 def make_cases(V: int) -> list[tuple[str, torch.Tensor, torch.Tensor | None]]:
-    """(name, q, p) pairs of 6.1; p None is a deterministic draft of `draft_id(q)`."""
+    """(name, q, p) pairs of the one-step law tests; p None: a deterministic draft of
+    `draft_id(q)`."""
     rng = np.random.default_rng(1000 + V)
     half = V // 2
     cases = []
@@ -239,7 +240,7 @@ def test_interp_and_cactus_limits() -> None:
     assert get_strategy("interp", alpha=0.0).lossless and not get_strategy("interp").lossless
 
 
-# -- Cactus (6.3) -----------------------------------------------------------------------------
+# -- Cactus ---------------------------------------------------------------------------------
 
 
 def cactus_law_brute_force(q: np.ndarray, p: np.ndarray, delta: float) -> np.ndarray:

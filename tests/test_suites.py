@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from specbench_cli.errors import BadInput
-from specbench_cli.quality.scorers import SCORERS, normalize_answer, score_outputs
+from specbench_cli.quality import SCORERS
+from specbench_cli.quality.scorers import normalize_answer, score_outputs
 from specbench_cli.suites import Prompt, Suite, bundled_suites, load_suite, suite_dir
 
 TASK_SUITES = ("chat", "translation", "summarization", "qa", "math", "rag", "code")
@@ -310,7 +311,7 @@ def test_malformed_headers(tmp_path, header, message):
 
 
 def test_unknown_name_lists_bundled_suites():
-    with pytest.raises(BadInput, match=r"unknown suite 'maths' \(did you mean 'math'\?\).*qa, rag"):
+    with pytest.raises(BadInput, match=r"unknown suite 'maths'; did you mean 'math'\?.*qa, rag"):
         load_suite("maths")
     with pytest.raises(BadInput, match="suite file not found: nowhere/x.jsonl"):
         load_suite("nowhere/x.jsonl")

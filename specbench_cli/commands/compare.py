@@ -1,27 +1,25 @@
 """`specbench compare`: show results files side by side and gate CI on regressions.
 
-This module owns the flags, the gate file (`--config gate.yaml`) and the three renderings of a
-`Verdict` (rich table, GitHub markdown, JSON); `specbench_cli/compare.py` owns the logic.
+This module owns the flags and the three renderings of a `Verdict` (rich table, GitHub
+markdown, JSON); the `specbench_cli.compare` package owns the logic and the gate file.
 Exit codes: 0 pass, 1 regression (`typer.Exit(EXIT_REGRESSION)`), 2 bad input (`BadInput`).
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-import yaml
 from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from specbench_cli.compare_metrics import parse_threshold, parse_thresholds
 from specbench_cli.console import err, out, warn
-from specbench_cli.errors import EXIT_REGRESSION, BadInput
+from specbench_cli.errors import EXIT_REGRESSION
 
 if TYPE_CHECKING:
     from specbench_cli.compare import MetricChange, Verdict
@@ -51,6 +49,9 @@ class OutputFormat(str, Enum):
     table = "table"
     markdown = "markdown"
     json = "json"
+
+
+OUTPUT_FORMATS = tuple(f.value for f in OutputFormat)
 
 
 PathsArg = Annotated[
@@ -92,58 +93,6 @@ AllowConfigDiffOpt = Annotated[
         "max-new-tokens, seed, target, draft) differ, with a warning.",
     ),
 ]
-
-# --- the gate file ---------------------------------------------------------------------------
-
-GATE_KEYS = ("thresholds", "allow_config_diff", "format")
-
-
-@dataclass(frozen=True)
-class GateFile:
-    """The settings of a `--config gate.yaml`."""
-
-    thresholds: dict[str, float]
-    allow_config_diff: bool = False
-    format: OutputFormat | None = None
-
-
-def _load_yaml(path: Path) -> Any:
-    """Parse a YAML file; any problem is one line of bad input naming the file."""
-    try:
-        return yaml.safe_load(path.read_text())
-    except OSError as exc:
-        raise BadInput(f"cannot read gate file {path}: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or "syntax error"
-        raise BadInput(f"{path}: not valid YAML{where}: {problem}") from None
-
-
-def read_gate_file(path: Path) -> GateFile:
-    """Read and check a gate file: known keys only, thresholds as `METRIC: PCT%`."""
-    data = _load_yaml(path)
-    data = {} if data is None else data
-    if not isinstance(data, dict):
-        raise BadInput(f"{path}: expected a mapping with keys {', '.join(GATE_KEYS)}")
-    for key in data:
-        if key not in GATE_KEYS:
-            raise BadInput(f"{path}: unknown key {key!r} (known: {', '.join(GATE_KEYS)})")
-    thresholds = data.get("thresholds") or {}
-    if not isinstance(thresholds, dict):
-        raise BadInput(f"{path}: 'thresholds' must map metric names to percentages")
-    allow = data.get("allow_config_diff", False)
-    if not isinstance(allow, bool):
-        raise BadInput(f"{path}: 'allow_config_diff' must be true or false")
-    fmt = data.get("format")
-    if fmt is not None and (not isinstance(fmt, str) or fmt not in OutputFormat.__members__):
-        raise BadInput(f"{path}: 'format' must be one of {', '.join(OutputFormat.__members__)}")
-    try:
-        parsed = dict(parse_threshold(f"{metric}={pct}") for metric, pct in thresholds.items())
-    except BadInput as exc:
-        raise BadInput(f"{path}: {exc}") from None
-    return GateFile(parsed, allow, OutputFormat(fmt) if fmt else None)
-
 
 # --- rendering -------------------------------------------------------------------------------
 
@@ -277,11 +226,13 @@ def compare(
 ) -> None:
     """Compare results files side by side; with --threshold, gate CI on regressions."""
     from specbench_cli.compare import compare_runs  # numpy: keep `specbench --help` instant
+    from specbench_cli.compare.gate import GateFile, read_gate_file
+    from specbench_cli.compare.metrics import parse_thresholds
 
-    gate = read_gate_file(config) if config else GateFile({})
+    gate = read_gate_file(config, OUTPUT_FORMATS) if config else GateFile({})
     thresholds = {**gate.thresholds, **parse_thresholds(threshold or [])}
     verdict = compare_runs(paths, thresholds, allow_config_diff or gate.allow_config_diff)
-    output_format = output_format or gate.format or OutputFormat.table
+    output_format = output_format or OutputFormat(gate.format or "table")
     RENDERERS[output_format](verdict)
     for message in verdict.warnings:
         warn(escape(message))

@@ -1,5 +1,5 @@
 """`specbench kernels`: build the compiled verification kernels, check them against the PyTorch
-reference, and time them (issue 5 section 2; algorithms.md 6.5; docs/kernels.md 5).
+reference, and time them (docs/kernels.md).
 
 Examples:
     specbench kernels check                  # every strategy, both noise modes, every backend here
@@ -8,7 +8,7 @@ Examples:
     specbench kernels bench -B 1 -B 8 -k 4 -V 49152 --strategy sps --strategy cactus
 
 `check` exits 1 when a backend disagrees with the reference on more than 1 row in 10^4, counting
-only disagreements whose reference decision was within rounding as tolerated (6.5); any other
+only disagreements whose reference decision was within rounding as tolerated; any other
 disagreement fails. The input generation and comparison live in `specbench_cli.kernel_checks`.
 """
 
@@ -28,10 +28,18 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-DEFAULT_SPECS = [
-    "greedy", "sps", "tas", "tas:bonus=argmax", "cactus:delta=0.5", "cactus:delta=0",
-    "topk", "topk:k=50", "interp:alpha=0.3",
-]  # fmt: skip
+
+
+def default_specs() -> list[str]:
+    """Every registered rule with a compiled kernel, at each of its `EXAMPLES` settings."""
+    from specbench_cli.strategies import available_strategies, strategy_class
+
+    specs = []
+    for name in available_strategies():
+        cls = strategy_class(name)
+        if cls().kernel is not None:
+            specs += [f"{name}:{params}" if params else name for params in cls.EXAMPLES]
+    return specs
 
 
 def _check_specs(specs: list[str]) -> None:
@@ -75,7 +83,7 @@ def check(
     """Compare every available backend with the reference on random and adversarial inputs."""
     from specbench_cli import kernel_checks, kernels
 
-    specs = strategy or DEFAULT_SPECS
+    specs = strategy or default_specs()
     _check_specs(specs)
     if rows < 1:
         raise BadInput(f"--rows must be >= 1, got {rows}")
@@ -88,7 +96,7 @@ def check(
     if not backends:
         out.print("No compiled backend available here: nothing to compare.", highlight=False)
         raise typer.Exit(1)
-    table = Table(title="Kernel vs reference (algorithms.md 6.5)", title_justify="left")
+    table = Table(title="Kernel vs reference", title_justify="left")
     for col in ("backend", "strategy", "mode", "rows", "token agree", "accepted agree",
                 "tolerated", "failed"):  # fmt: skip
         table.add_column(col, justify="left" if col in ("backend", "strategy", "mode") else "right")
@@ -190,7 +198,7 @@ def bench(
 
 
 def _gpu_goals(results: list) -> list[str]:
-    """Issue 5's GPU goals, judged on the graph-replayed time (eager time when not captured)."""
+    """The GPU kernel goals, judged on the graph-replayed time (eager time when not captured)."""
     lines = []
     for r in results:
         t = r.graph_us if r.graph_us is not None else r.kernel_us

@@ -1,23 +1,29 @@
-"""Drafters: who proposes the k tokens the target verifies.
+"""Drafters: who proposes the tokens the target verifies.
 
-A drafter is one small module with a class that follows `Drafter`, plus an entry in `_REGISTRY`
-(lazy "module:Class" strings so the CLI never imports what it does not use). The engine sees only
-this protocol: `propose` returns a `Draft`, `observe` hears how many drafts were accepted.
+A drafter is one small module with a class that follows `Drafter`, plus an entry in
+`DRAFTERS` (lazy "module:Class" strings, so the CLI never imports what it does not use). Every
+drafter is built the same way, `build_drafter(spec, context)`: the spec `name:key=value,...` sets
+its parameters (parsed by the type of their defaults) and the `DraftContext` carries what a run
+provides (sampling settings, vocabulary, the draft model when `--draft` is given). The engine
+sees only the protocol: `propose` returns a `Draft`, `observe` hears how many drafts were kept.
 """
 
 from __future__ import annotations
 
-import difflib
-import importlib
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
-import torch
+from specbench_cli.registry import Registry, coerce_params, parse_spec
 
-_REGISTRY = {
+if TYPE_CHECKING:
+    import torch
+
+    from specbench_cli.sampling import SamplingConfig
+
+DRAFTERS = Registry("drafter", {
     "model": "specbench_cli.drafters.draft_model:DraftModelDrafter",
     "ngram": "specbench_cli.drafters.ngram:NgramDrafter",
-}
+})  # fmt: skip
 
 
 @dataclass
@@ -27,9 +33,24 @@ class Draft:
     forward_s: float = 0.0  # time inside model forward passes (0 for model-free drafters)
 
 
+@dataclass(frozen=True)
+class DraftContext:
+    """What a run hands every drafter it builds."""
+
+    sampling: SamplingConfig  # the same logit processing as the target's
+    vocab_size: int  # logit width shared by target and draft
+    model: Any = None  # the draft model (transformers, eval mode) when one was loaded
+
+
 class Drafter(Protocol):
-    name: str
+    name: ClassVar[str]
+    PARAMS: ClassVar[dict[str, Any]]  # parameter -> default
+    NEEDS_MODEL: ClassVar[bool]  # needs `DraftContext.model` (a run with --draft)
     params: dict[str, Any]
+
+    @classmethod
+    def check_params(cls, params: dict[str, Any]) -> None:
+        """`ValueError` for out-of-range values, before anything is loaded."""
 
     def reset(self, seed: int) -> None:
         """Start a new sequence: drop caches, reseed the drafting generator."""
@@ -41,34 +62,18 @@ class Drafter(Protocol):
         """Feedback after verification: how many of the last proposal's tokens were kept."""
 
 
-def available_drafters() -> list[str]:
-    return sorted(_REGISTRY)
+def parse_drafter_spec(spec: str) -> tuple[type[Drafter], dict[str, Any]]:
+    """(class, checked parameters) of `name` or `name:key=value,...`; `ValueError` otherwise."""
+    name, raw = parse_spec(spec)
+    cls = DRAFTERS.load(name)
+    params = coerce_params(f"drafter {name!r}", cls.PARAMS, raw)
+    cls.check_params(params)
+    return cls, params
 
 
-def drafter_class(name: str) -> type:
-    if name not in _REGISTRY:
-        hint = difflib.get_close_matches(name, _REGISTRY, n=1)
-        extra = f" (did you mean {hint[0]!r}?)" if hint else ""
-        known = ", ".join(sorted(_REGISTRY))
-        raise ValueError(f"unknown drafter {name!r}{extra}; available: {known}")
-    module, cls = _REGISTRY[name].split(":")
-    return getattr(importlib.import_module(module), cls)
-
-
-def parse_drafter_spec(spec: str) -> tuple[str, dict[str, Any]]:
-    """`name` or `name:key=value,...` -> (name, params); types follow the class defaults."""
-    name, _, rest = spec.partition(":")
-    cls = drafter_class(name.strip())
-    params: dict[str, Any] = {}
-    for item in filter(None, (s.strip() for s in rest.split(","))):
-        key, eq, value = item.partition("=")
-        if not eq or key not in cls.PARAMS:
-            known = ", ".join(cls.PARAMS) or "none"
-            raise ValueError(f"drafter {name}: bad parameter {item!r} (parameters: {known})")
-        default = cls.PARAMS[key]
-        try:
-            params[key] = type(default)(value) if not isinstance(default, bool) else value in (
-                "1", "true", "yes")
-        except ValueError:
-            raise ValueError(f"drafter {name}: {key} must be {type(default).__name__}") from None
-    return name.strip(), params
+def build_drafter(spec: str, context: DraftContext) -> Drafter:
+    """A drafter from its spec, for a run described by `context`."""
+    cls, params = parse_drafter_spec(spec)
+    if cls.NEEDS_MODEL and context.model is None:
+        raise ValueError(f"drafter {cls.name!r} needs a draft model (--draft)")
+    return cls(context, **params)

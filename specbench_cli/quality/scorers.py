@@ -1,4 +1,4 @@
-"""Quality scorers: one function per task type, registered by name.
+"""Quality scorers: one function per task type, registered by name in `quality.SCORERS`.
 
 A scorer is `fn(prompt: Prompt, answers: list[str]) -> dict[metric, float]`, where `answers`
 holds the model's answer to each user turn in order. Every scorer scores the last answer (the
@@ -35,11 +35,10 @@ import string
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
-from specbench_cli.suites import Prompt
+from specbench_cli.quality import get_scorer
+from specbench_cli.suite_records import Prompt
 
 Scorer = Callable[[Prompt, list[str]], dict[str, float]]
-
-SCORERS: dict[str, Scorer] = {}
 
 # Spec-Bench categories (and our code prompts) -> scorer, for the `auto` scorer. MT-Bench's own
 # categories (writing, math, ...) have free-form references and stay unscored.
@@ -50,23 +49,6 @@ CATEGORY_SCORERS = {
     "math_reasoning": "math",
     "rag": "rag",
 }
-
-
-def register(name: str) -> Callable[[Scorer], Scorer]:
-    def wrap(fn: Scorer) -> Scorer:
-        SCORERS[name] = fn
-        return fn
-
-    return wrap
-
-
-def get_scorer(name: str) -> Scorer:
-    try:
-        return SCORERS[name]
-    except KeyError:
-        raise ValueError(
-            f"unknown scorer '{name}' (available: {', '.join(sorted(SCORERS))})"
-        ) from None
 
 
 def score_outputs(
@@ -149,7 +131,6 @@ def _rouge_scorer():
     return rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
 
 
-@register("rouge")
 def score_rouge(prompt: Prompt, answers: list[str]) -> dict[str, float]:
     if not prompt.references:
         return {}
@@ -158,7 +139,6 @@ def score_rouge(prompt: Prompt, answers: list[str]) -> dict[str, float]:
     return {"rougeL": max(scores)}
 
 
-@register("translation")
 def score_translation(prompt: Prompt, answers: list[str]) -> dict[str, float]:
     if not prompt.references:
         return {}
@@ -177,7 +157,6 @@ def _contains(answer: str, golds: Sequence[str]) -> bool:
     return any(f" {g} " in padded for g in map(normalize_answer, golds) if g)
 
 
-@register("qa")
 def score_qa(prompt: Prompt, answers: list[str]) -> dict[str, float]:
     if not prompt.references:
         return {}
@@ -186,14 +165,12 @@ def score_qa(prompt: Prompt, answers: list[str]) -> dict[str, float]:
     return {"exact_match": float(exact), "contains": float(_contains(answer, prompt.references))}
 
 
-@register("rag")
 def score_rag(prompt: Prompt, answers: list[str]) -> dict[str, float]:
     if not prompt.references:
         return {}
     return {"contains": float(_contains(_last(answers), prompt.references))}
 
 
-@register("math")
 def score_math(prompt: Prompt, answers: list[str]) -> dict[str, float]:
     gold = gold_number(prompt.reference) if prompt.reference is not None else None
     if gold is None:
@@ -202,7 +179,6 @@ def score_math(prompt: Prompt, answers: list[str]) -> dict[str, float]:
     return {"exact_match": float(got is not None and abs(got - gold) <= 1e-6)}
 
 
-@register("humaneval")
 def score_humaneval(prompt: Prompt, answers: list[str]) -> dict[str, float]:
     extra = prompt.extra
     if not all(key in extra for key in ("prompt", "test", "entry_point")):
@@ -214,9 +190,8 @@ def score_humaneval(prompt: Prompt, answers: list[str]) -> dict[str, float]:
     return {"pass@1": float(result.ok)}
 
 
-@register("auto")
 def score_auto(prompt: Prompt, answers: list[str]) -> dict[str, float]:
     if "test" in prompt.extra and "entry_point" in prompt.extra:
         return score_humaneval(prompt, answers)
     name = CATEGORY_SCORERS.get(prompt.category or "")
-    return SCORERS[name](prompt, answers) if name else {}
+    return get_scorer(name)(prompt, answers) if name else {}

@@ -1,5 +1,5 @@
 """Cactus, constrained acceptance speculative sampling (Hao & Mou, ICLR 2026; MANGA-UOFA/Cactus
-`cactus/cactus.py`); algorithms.md 1.4.
+`cactus/cactus.py`); docs/strategies.md.
 
 Owns the Cactus rule and its exact one-step law. For the drafted token n with `q_n = q(n)`:
 `h_n = clamp(q_n + sqrt(2 delta q_n (1 - q_n)), 0, 1)` and `s_n = (1 - h_n) / (1 - q_n)`
@@ -7,7 +7,7 @@ Owns the Cactus rule and its exact one-step law. For the drafted token n with `q
 `s_n q` off n and `h_n` at n; accept iff `u p(n) < h_n`; on rejection sample from
 `w(x) = max(0, s_n q(x) - p(x))` for x != n and `w(n) = max(0, h_n - p(n))`. `h` is never
 materialized. Float32 evaluation order, for kernels to copy: `(2 delta) * q_n * (1 - q_n)`, then
-sqrt, add, clamp; the residual is a multiply then a subtract (no fused multiply-add, 6.5).
+sqrt, add, clamp; the residual is a multiply then a subtract (no fused multiply-add).
 
 delta bounds `KL(h^(n) || q) <= log(1 + 2 delta)` for every n, not the divergence of the emitted
 token: `pi(x) = p(x) a_x + sum_n p(n) (1 - a_n) r_n(x)` depends on which token was drafted and
@@ -19,7 +19,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .base import Row, Step, Strategy, as_pair
+from .base import KernelDesc, Row, Strategy
+from .inputs import as_pair
 
 
 def boost(q_n: Tensor, delta: float) -> tuple[Tensor, Tensor]:
@@ -35,6 +36,7 @@ class Cactus(Strategy):
 
     name = "cactus"
     PARAMS = {"delta": 1.0}
+    EXAMPLES = ("delta=0.5", "delta=0")
 
     def check_params(self) -> None:
         delta = self.params["delta"]
@@ -44,9 +46,12 @@ class Cactus(Strategy):
     def lossless(self) -> bool:
         return self.params["delta"] == 0.0
 
-    def accept(self, step: Step) -> Tensor:
-        h, _ = boost(step.q_x, self.params["delta"])
-        return step.u_acc * step.p_x < h
+    @property
+    def kernel(self) -> KernelDesc:
+        return KernelDesc(policy=3, delta=self.params["delta"])
+
+    def accept_threshold(self, q_x: Tensor, p_x: Tensor) -> Tensor:
+        return boost(q_x, self.params["delta"])[0]
 
     def residual(self, row: Row) -> Tensor:
         h, s = boost(row.q_x, self.params["delta"])
@@ -58,7 +63,7 @@ class Cactus(Strategy):
         return float(torch.minimum(p, boost(q, self.params["delta"])[0]).sum())
 
     def output_distribution(self, q: Tensor, p: Tensor) -> Tensor:
-        """Exact law in O(V log V) (algorithms.md 1.4, steps 1-5) instead of the O(V^2) sum."""
+        """Exact law in O(V log V) instead of the O(V^2) sum over drafted tokens."""
         q, p = as_pair(q, p)
         h, s = boost(q, self.params["delta"])
         accept = torch.where(p > 0, (h / p).clamp(max=1.0), 0.0)  # a_n

@@ -1,4 +1,4 @@
-"""Greedy verification for temperature 0: algorithms.md 1.1.
+"""Greedy verification for temperature 0 (docs/strategies.md).
 
 Owns the argmax rule. A draft is accepted while it equals the target argmax (lowest id on ties);
 the emitted token is the target argmax at the first mismatch, or at the bonus row when every
@@ -12,7 +12,11 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .base import Noise, Step, Strategy, as_pair, gather_rows
+from specbench_cli.noise import Noise
+
+from .base import KernelDesc, Step, Strategy
+from .inputs import as_pair
+from .weights import gather_rows
 
 
 class Greedy(Strategy):
@@ -20,10 +24,21 @@ class Greedy(Strategy):
 
     name = "greedy"
     LOSSLESS = True  # with respect to greedy decoding: pi = one-hot(argmax q), the AR choice
+    USES_LOGITS = True
 
     @property
     def uses_noise(self) -> bool:
         return False
+
+    @property
+    def kernel(self) -> KernelDesc:
+        return KernelDesc(policy=0, scans_rows=True)
+
+    def sampled_final(self, is_bonus: bool) -> bool:
+        return False
+
+    def decided_by_rounding(self, q_row: Tensor, x: int, p_x: float, u: float) -> bool:
+        return False  # an argmax comparison: exact
 
     @staticmethod
     def _scores(step: Step) -> Tensor:  # [B, k+1, V]

@@ -1,5 +1,5 @@
 """Interpolation acceptance (baseline from the Cactus repository, `cactus/interp.py`);
-algorithms.md 1.6.
+docs/strategies.md.
 
 Owns the interp rule: SpS run against the mixture `m = alpha * p + (1 - alpha) * q`, so the
 emitted law is exactly `m` and `TV(pi, q) = alpha * TV(p, q)`. Limits: `alpha = 0` is SpS token
@@ -12,7 +12,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .base import Row, Step, Strategy, as_pair
+from .base import KernelDesc, Row, Strategy
+from .inputs import as_pair
 
 
 class Interp(Strategy):
@@ -20,6 +21,7 @@ class Interp(Strategy):
 
     name = "interp"
     PARAMS = {"alpha": 0.5}
+    EXAMPLES = ("alpha=0.3",)
 
     def check_params(self) -> None:
         alpha = self.params["alpha"]
@@ -29,10 +31,13 @@ class Interp(Strategy):
     def lossless(self) -> bool:
         return self.params["alpha"] == 0.0
 
-    def accept(self, step: Step) -> Tensor:
+    @property
+    def kernel(self) -> KernelDesc:
+        return KernelDesc(policy=5, interp_alpha=self.params["alpha"])
+
+    def accept_threshold(self, q_x: Tensor, p_x: Tensor) -> Tensor:
         alpha = self.params["alpha"]
-        mixture = alpha * step.p_x + (1.0 - alpha) * step.q_x  # alpha = 0 gives exactly q
-        return step.u_acc * step.p_x < mixture
+        return alpha * p_x + (1.0 - alpha) * q_x  # the mixture at x; alpha = 0 gives exactly q
 
     def residual(self, row: Row) -> Tensor:
         # max(0, m - p) = (1 - alpha) * max(0, q - p): the scale does not change the law, and

@@ -1,4 +1,4 @@
-"""Standard speculative sampling (SpS): Leviathan et al. 2023, Chen et al. 2023; algorithms.md 1.2.
+"""Standard speculative sampling (SpS): Leviathan et al. 2023, Chen et al. 2023.
 
 Owns the SpS accept test and residual. Lossless: the emitted token has exactly the target law.
 Deterministic drafts (`draft_probs=None`) accept with probability `q(x)` and correct from `q`
@@ -10,7 +10,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .base import Row, Step, Strategy, as_pair
+from .base import KernelDesc, Row, Strategy
+from .inputs import as_pair
 
 
 class SpS(Strategy):
@@ -19,9 +20,12 @@ class SpS(Strategy):
     name = "sps"
     LOSSLESS = True
 
-    def accept(self, step: Step) -> Tensor:
-        # u * p < q, strict: q = 0 always rejects, p = 0 accepts iff q > 0 (0.4 rule 3)
-        return step.u_acc * step.p_x < step.q_x
+    @property
+    def kernel(self) -> KernelDesc:
+        return KernelDesc(policy=1)
+
+    def accept_threshold(self, q_x: Tensor, p_x: Tensor) -> Tensor:
+        return q_x  # u * p < q: q = 0 always rejects, p = 0 accepts iff q > 0
 
     def residual(self, row: Row) -> Tensor:
         return (row.q - row.p).clamp_min(0.0)

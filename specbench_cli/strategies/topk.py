@@ -1,4 +1,4 @@
-"""Top-k acceptance (baseline from the Cactus repository, `cactus/topk.py`); algorithms.md 1.5.
+"""Top-k acceptance (baseline from the Cactus repository, `cactus/topk.py`); docs/strategies.md.
 
 Owns the top-k rule: accept the draft iff it is in `T = {x : q(x) >= theta}`, theta the K-th
 largest target value (ties can make T larger than K); deterministic test. The correction is
@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from .base import Row, Step, Strategy, as_pair
+from .base import KernelDesc, Row, Step, Strategy
+from .inputs import as_pair
 
 _SMALLEST = 1.401298464324817e-45  # smallest positive float32: q >= it  <=>  q > 0
 
@@ -36,9 +37,17 @@ class TopK(Strategy):
 
     name = "topk"
     PARAMS = {"k": 5}
+    EXAMPLES = ("", "k=50")
 
     def check_params(self) -> None:
         self._require(self.params["k"] >= 1, f"k must be >= 1, got {self.params['k']}")
+
+    @property
+    def kernel(self) -> KernelDesc:
+        return KernelDesc(policy=4, topk=self.params["k"], scans_rows=True, extra_rows=1)
+
+    def decided_by_rounding(self, q_row: Tensor, x: int, p_x: float, u: float) -> bool:
+        return False  # a comparison of target values, no arithmetic: exact
 
     def accept(self, step: Step) -> Tensor:
         # q_x >= theta  <=>  fewer than K tokens have a strictly larger q (no top-k per row)

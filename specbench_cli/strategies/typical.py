@@ -1,5 +1,5 @@
 """Typical acceptance sampling (TAS): Medusa (Cai et al. 2024) and vLLM v0
-`TypicalAcceptanceSampler`; algorithms.md 1.3.
+`TypicalAcceptanceSampler`; docs/strategies.md.
 
 Owns the TAS rule, registered as "tas". Per position, with the target entropy
 `H = -sum q log(q + 1e-5)` (the 1e-5 guard both implementations use, kept for parity) and
@@ -16,9 +16,14 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .base import Noise, Step, Strategy, as_pair, gather_rows, sample_from_weights
+from specbench_cli.noise import Noise
+
+from .base import KernelDesc, Step, Strategy
+from .inputs import as_pair
+from .weights import gather_rows, sample_from_weights
 
 BONUS_MODES = ("sample", "argmax")
+TAU_RTOL = 1e-5  # |q(x) - tau|: tau carries the float32 entropy sum's rounding (V terms)
 
 
 def thresholds(q: Tensor, eps: float, alpha: float) -> Tensor:
@@ -32,6 +37,7 @@ class TypicalAcceptance(Strategy):
 
     name = "tas"
     PARAMS = {"eps": 0.09, "alpha": 0.3, "bonus": "sample"}
+    EXAMPLES = ("", "bonus=argmax")
 
     def check_params(self) -> None:
         eps, alpha, bonus = self.params["eps"], self.params["alpha"], self.params["bonus"]
@@ -42,6 +48,20 @@ class TypicalAcceptance(Strategy):
     @property
     def uses_noise(self) -> bool:
         return self.params["bonus"] == "sample"
+
+    @property
+    def kernel(self) -> KernelDesc:
+        p = self.params
+        return KernelDesc(policy=2, tas_eps=p["eps"], tas_alpha=p["alpha"],
+                          bonus_argmax=p["bonus"] == "argmax", scans_rows=True)  # fmt: skip
+
+    def sampled_final(self, is_bonus: bool) -> bool:
+        return is_bonus and self.uses_noise  # corrections are the argmax of q
+
+    def decided_by_rounding(self, q_row: Tensor, x: int, p_x: float, u: float) -> bool:
+        tau = float(thresholds(q_row.float()[None], self.params["eps"], self.params["alpha"])[0])
+        q_x = float(q_row[x])
+        return abs(q_x - tau) <= TAU_RTOL * max(q_x, tau)
 
     def accept(self, step: Step) -> Tensor:
         k = step.draft_tokens.shape[1]

@@ -3,11 +3,12 @@
 Absolute times on shared machines move by 10-15% between identical runs, so a change in
 speedup or tokens/s means something only when it is larger than that spread. For one results
 row this module pairs the prompts both runs finished (records.jsonl: same suite, prompt_id,
-strategy and drafter), resamples those prompts with replacement (the same draw for both runs),
-recomputes the row's aggregate in each run exactly as results.py defines it, and reports the
-2.5th-97.5th percentile of the change in percent. `compare.py` calls a change "within noise"
-when that interval contains 0. Speedup uses each run's own baseline on the same prompts, so
-machine-wide slowdowns cancel out; tokens/s does not, which is why gates belong on speedup.
+strategy and drafter), resamples those prompts with replacement (the same draw for both runs,
+`specbench_cli.bootstrap`), recomputes the row's aggregate in each run exactly as results.py
+defines it, and reports the 2.5th-97.5th percentile of the change in percent. The package
+calls a change "within noise" when that interval contains 0. Speedup uses each run's own
+baseline on the same prompts, so machine-wide slowdowns cancel out; tokens/s does not, which is
+why gates belong on speedup.
 """
 
 from __future__ import annotations
@@ -19,10 +20,9 @@ from typing import Any
 
 import numpy as np
 
+from specbench_cli.bootstrap import paired_bootstrap
 from specbench_cli.results import BASELINE, PromptRecord
 
-BOOTSTRAP_SAMPLES = 2000
-BOOTSTRAP_SEED = 0  # fixed: the same files always give the same interval
 MIN_PAIRED_PROMPTS = 2  # fewer paired prompts: noise is not assessed
 
 RowKey = tuple[str, str | None, str, str | None]  # strategy, drafter, suite, category
@@ -138,13 +138,14 @@ class PairedRecords:
         if len(prompts) < MIN_PAIRED_PROMPTS:
             return None
         statistic = STATISTICS[metric]
-        rng = np.random.default_rng(BOOTSTRAP_SEED)
-        idx = rng.integers(0, len(prompts), size=(BOOTSTRAP_SAMPLES, len(prompts)))  # [B, P]
-        before = statistic(self.base.columns(key, prompts), idx)  # [B]
-        after = statistic(self.cand.columns(key, prompts), idx)  # [B]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            change = 100.0 * (after - before) / np.abs(before)
-        if not np.isfinite(change).all():
+        base, cand = self.base.columns(key, prompts), self.cand.columns(key, prompts)
+
+        def change_pct(idx: np.ndarray) -> np.ndarray:  # idx [R, P] -> [R]
+            before, after = statistic(base, idx), statistic(cand, idx)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                return 100.0 * (after - before) / np.abs(before)
+
+        low, high = paired_bootstrap(change_pct, len(prompts))
+        if not (math.isfinite(low) and math.isfinite(high)):
             return None
-        low, high = np.percentile(change, [2.5, 97.5])
-        return NoiseInterval(float(low), float(high), len(prompts))
+        return NoiseInterval(low, high, len(prompts))

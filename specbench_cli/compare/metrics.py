@@ -9,13 +9,13 @@ time and memory. Deterministic metrics reproduce exactly under a fixed seed.
 
 from __future__ import annotations
 
-import difflib
 import math
 import re
 from collections.abc import Iterable
 from typing import Any
 
 from specbench_cli.errors import BadInput
+from specbench_cli.registry import did_you_mean
 from specbench_cli.results import ResultRow
 
 # metric -> higher is better, in display order; per_position_acceptance.N, quality.* and
@@ -50,9 +50,8 @@ def higher_is_better(metric: str) -> bool | None:
 
 def _unknown_metric(metric: str) -> BadInput:
     """An unknown-metric error with a "did you mean" and the list of metric names."""
-    close = difflib.get_close_matches(metric, METRIC_NAMES, n=1)
-    hint = f" (did you mean {close[0]}?)" if close else ""
-    return BadInput(f"unknown metric {metric!r}{hint}; known: {', '.join(METRIC_NAMES)}")
+    return BadInput(f"unknown metric {metric!r}{did_you_mean(metric, METRIC_NAMES)} "
+                    f"(known: {', '.join(METRIC_NAMES)})")
 
 
 def parse_threshold(text: str) -> tuple[str, float]:

@@ -2,16 +2,18 @@
 
 Pure logic for `specbench compare`: reads results files and the records beside them through
 `results.py`, returns a `Verdict`, never prints (`commands/compare.py` renders and exits).
+`metrics.py` names the metrics and their directions, `noise.py` estimates wall-clock noise,
+`gate.py` reads gate files.
 
 - The first file is the baseline, each other file a candidate. Rows align on (strategy, drafter,
   suite, category); a row in only one of the two files is a warning.
-- change_pct = (candidate - baseline) / |baseline| x 100; `compare_metrics.py` names the metrics
-  and says which direction is better for each.
+- change_pct = (candidate - baseline) / |baseline| x 100; `metrics.py` names the metrics and
+  says which direction is better for each.
 - A threshold `METRIC=PCT` fails a candidate worse than the baseline by more than PCT percent.
   A baseline of 0 has no relative change: any worsening above ZERO_BASELINE_EPS (absolute)
   fails, e.g. divergence.kl from 0 to 1e-6. Equal values pass, so `acceptance_rate=0%` demands
   an exact reproduction.
-- Wall-clock metrics get a paired-bootstrap interval from the records (`compare_noise.py`); a
+- Wall-clock metrics get a paired-bootstrap interval from the records (`noise.py`); a
   change whose interval contains 0 is "within noise" and only warns. Other metrics are
   deterministic under a fixed seed and compared exactly.
 - Runs with different SAMPLING_KEYS are bad input unless allow_config_diff (then a warning).
@@ -22,8 +24,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from specbench_cli.compare_metrics import DETERMINISTIC, higher_is_better, row_metrics
-from specbench_cli.compare_noise import WALL_CLOCK, NoiseInterval, PairedRecords, RowKey
+from specbench_cli.compare.metrics import DETERMINISTIC, higher_is_better, row_metrics
+from specbench_cli.compare.noise import WALL_CLOCK, NoiseInterval, PairedRecords, RowKey
 from specbench_cli.errors import BadInput
 from specbench_cli.results import PromptRecord, ResultRow, ResultsFile, read_records, read_results
 
