@@ -6,7 +6,6 @@ in the package prints errors or calls `sys.exit`.
 
 from __future__ import annotations
 
-EXIT_OK = 0
 EXIT_REGRESSION = 1  # `specbench compare` found a candidate worse than a threshold allows
 EXIT_BAD_INPUT = 2  # bad flags, files, models or configuration
 

@@ -123,7 +123,8 @@ def _cpu_ops() -> Any | None:
     try:
         from torch.utils import cpp_extension
 
-        build = cache_dir() / "cpu"
+        # one folder per source version: clones with different kernels never rebuild each other's
+        build = cache_dir() / f"cpu-{_sources_hash(CPU_SOURCES)}"
         build.mkdir(parents=True, exist_ok=True)
         if not any(build.glob("*.so")):
             _note("compiling the cpu verify kernel (first use, ~15 s)")
