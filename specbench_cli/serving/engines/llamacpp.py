@@ -44,7 +44,7 @@ class LlamaCppClient:
                           details)  # fmt: skip
 
     def request_fields(self, info: ServerInfo, top_k: int, top_p: float) -> dict[str, Any]:
-        return {"top_k": top_k, "top_p": top_p, "min_p": 0.0}
+        return {"top_k": top_k, "top_p": top_p, "min_p": 0.0, "cache_prompt": False}
 
     def reply_counts(self, reply: Reply, info: ServerInfo) -> Counts | None:
         timings = reply.extras.get("timings")
