@@ -279,17 +279,17 @@ def test_bad_servers_exit_2_before_the_run(servers, tmp_path):
 
 
 @pytest.mark.server
-def test_ctrl_c_keeps_finished_prompts(servers, tmp_path):
+def test_multi_turn_and_ctrl_c_keeps_finished_prompts(servers, tmp_path):
     spec, base = servers
     out = tmp_path / "run"
     proc = subprocess.Popen([*SPECBENCH, "run", "--server", spec.url, "--baseline-server",
                              base.url, "--engine", "llamacpp", "--suite", "chat",
-                             "--max-new-tokens", "64", "--output", str(out)],
+                             "--max-new-tokens", "24", "--output", str(out)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     records = out / "records.jsonl"
     deadline = time.time() + 300
     while time.time() < deadline and (not records.exists()
-                                       or len(records.read_text().splitlines()) < 3):
+                                       or len(records.read_text().splitlines()) < 2):
         time.sleep(0.2)
     proc.send_signal(signal.SIGINT)
     stdout, stderr = proc.communicate(timeout=120)
@@ -297,5 +297,7 @@ def test_ctrl_c_keeps_finished_prompts(servers, tmp_path):
     assert "Traceback" not in stderr
     data = json.loads((out / "results.json").read_text())
     finished = [json.loads(line) for line in records.read_text().splitlines()]
-    assert data["status"] == "interrupted" and len(finished) >= 3
+    assert data["status"] == "interrupted" and len(finished) >= 2
+    # chat prompts have two turns: both answered, the tokens of both counted
+    assert all(len(r["output_text"]) == 2 for r in finished if r["status"] == "ok")
     assert sum(r["num_prompts"] + r["num_failed"] for r in data["results"]) == len(finished)
