@@ -34,6 +34,7 @@ SPEC_ARGS = ["--spec-type", "ngram-simple", "--spec-ngram-simple-size-n", "3",
 COMMON_ARGS = ["-c", "4096", "-np", "2"]
 # "... task 12 | draft acceptance = 0.43750 (    7 accepted /    16 generated), mean len = ..."
 LOG_ACCEPTANCE = re.compile(r"draft acceptance = [\d.]+ \(\s*(\d+) accepted /\s*(\d+) generated")
+LOG_MEAN_LEN = re.compile(r"\(\s*(\d+) accepted /\s*\d+ generated\), mean len = +([\d.]+)")
 LOG_EVAL = re.compile(r"\| +eval time = +[\d.]+ ms / +(\d+) tokens")
 
 
@@ -186,6 +187,31 @@ def test_acceptance_matches_the_servers_own_log(paired_run):
     assert row["per_position_acceptance"] is None
     assert row["divergence"] == {"kl": None, "tv": None}
     assert row["peak_memory_bytes"] is None and row["draft_time_share"] is None
+
+
+@pytest.mark.server
+def test_tokens_per_pass_match_the_servers_step_count(tmp_path):
+    """With a draft model every step drafts, so the server's own step count (its log's
+    "mean len" = 1 + accepted / steps) fixes the target passes: steps + the prefill."""
+    if isinstance(found := find_llama_server(), str):
+        pytest.skip(found)
+    from specbench_cli.models import default_gguf_path
+
+    gguf = default_gguf_path()
+    args = ["-md", str(gguf), "--spec-type", "draft-simple", "--spec-draft-n-max", "4",
+            "-c", "2048", "-np", "1"]  # fmt: skip
+    with LlamaServer(gguf, tmp_path / "draft.log", args) as server:
+        result = served_run(tmp_path / "run", server.url, "--max-new-tokens", "24", limit=2)
+        log = server.log.read_text(errors="replace")
+    assert result.returncode == 0, result.stderr
+    _, records = read_run(tmp_path / "run")
+    logged = LOG_MEAN_LEN.findall(log)[1:]  # the first request is the warm-up
+    assert len(logged) == len(records) == 2
+    for record, (accepted, mean_len) in zip(records, logged, strict=True):
+        steps = int(accepted) / (float(mean_len) - 1)
+        assert abs(steps - round(steps)) < 0.05 * steps  # "mean len" is printed to 2 decimals
+        assert record["engine_counts"]["accepted"] == int(accepted)
+        assert record["new_tokens"] - record["engine_counts"]["accepted"] == round(steps) + 1
 
 
 @pytest.mark.server
