@@ -12,14 +12,12 @@ from __future__ import annotations
 
 import json
 import re
-import signal
 import subprocess
-import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
-from conftest import SPECBENCH, run_cli
+from conftest import interrupt_run, run_cli
 
 from specbench_cli.config import build_config
 from specbench_cli.errors import BadInput
@@ -308,18 +306,11 @@ def test_bad_servers_exit_2_before_the_run(servers, tmp_path):
 def test_multi_turn_and_ctrl_c_keeps_finished_prompts(servers, tmp_path):
     spec, base = servers
     out = tmp_path / "run"
-    proc = subprocess.Popen([*SPECBENCH, "run", "--server", spec.url, "--baseline-server",
-                             base.url, "--engine", "llamacpp", "--suite", "chat",
-                             "--max-new-tokens", "24", "--output", str(out)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    records = out / "records.jsonl"
-    deadline = time.time() + 300
-    while time.time() < deadline and (not records.exists()
-                                       or len(records.read_text().splitlines()) < 2):
-        time.sleep(0.2)
-    proc.send_signal(signal.SIGINT)
-    stdout, stderr = proc.communicate(timeout=120)
-    assert proc.returncode == 130, stderr
+    ended = interrupt_run("--server", spec.url, "--baseline-server", base.url, "--engine",
+                          "llamacpp", "--suite", "chat", "--max-new-tokens", "24", out=out,
+                          after_records=2)  # fmt: skip
+    records, stderr = out / "records.jsonl", ended.stderr
+    assert ended.returncode == 130, stderr
     assert "Traceback" not in stderr
     data = json.loads((out / "results.json").read_text())
     finished = [json.loads(line) for line in records.read_text().splitlines()]
