@@ -32,7 +32,9 @@ def served_run(args: argparse.Namespace, spec: str, base: str, concurrency: int,
            base, "--engine", "llamacpp", "--suite", args.suite, "--limit", str(args.limit),
            "--max-new-tokens", str(args.max_new_tokens), "--temperature", "0",
            "--concurrency", str(concurrency), "--output", str(out)]  # fmt: skip
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode != 0:
+        sys.exit(f"specbench run failed ({done.returncode}): {done.stderr.strip()}")
     return json.loads((out / "results.json").read_text())
 
 
