@@ -95,8 +95,9 @@ def aggregate(
         paired = [r for r in ok if r["prompt_id"] in baseline]
         base_paired = [baseline[r["prompt_id"]] for r in paired]
         info = strategy_info.get(strategy, {"name": strategy, "params": {}})
-        tps = tokens_per_second(paired) if paired else 0.0
-        base_tps = tokens_per_second(base_paired) if base_paired else 0.0
+        # without any baseline (a server run with no --baseline-server) the row's own speed
+        tps = tokens_per_second(paired if baseline else ok) if ok else 0.0
+        base_tps = tokens_per_second(base_paired) if base_paired else None
         counts = acceptance_counts(ok, k)
         wall = sum(r["wall_s"] for r in ok)
         ttfts = [r["ttft_s"] for r in ok if r.get("ttft_s") is not None]

@@ -79,8 +79,8 @@ class ResultRow(TypedDict, total=False):
     new_tokens: int
     wall_s: float
     tokens_per_second: float
-    baseline_tokens_per_second: float
-    speedup: float
+    baseline_tokens_per_second: float | None  # None without a baseline (server runs)
+    speedup: float | None
     speedup_ci: list[float]  # 95% paired bootstrap over prompts [low, high]
     mean_accepted_tokens: float
     acceptance_rate: float | None  # None for the baseline (nothing drafted)

@@ -253,6 +253,9 @@ def test_compare_gates_served_runs(paired_run, servers, tmp_path):
     # speculation switched off behind the same row: the gate must catch it
     off = tmp_path / "off"
     assert served_run(off, base.url).returncode == 0
+    (row,) = read_run(off)[0]["results"]  # no baseline server: its own speed, no speedup
+    assert row["tokens_per_second"] > 0 and row["speedup"] is None
+    assert row["mean_accepted_tokens"] == 1.0 and row["acceptance_rate"] is None
     worse = run_cli("compare", str(out), str(off), "-t", "mean_accepted_tokens=0%")
     assert worse.returncode == 1, worse.stdout + worse.stderr
     assert "mean_accepted_tokens" in worse.stdout + worse.stderr
