@@ -128,16 +128,18 @@ class Round:
         shared = not self.client.per_request  # counts come from server-wide counters
         before = await self.client.counters(self.http, self.info) if shared else None
         tasks = [asyncio.ensure_future(self.prompt(p)) for p in batch]
-        records: list[PromptRecord] = []
+        finished: list[tuple[PromptRecord, Prompt]] = []
+        window = None
         try:
-            records = list(await asyncio.gather(*tasks))
+            finished = list(zip(await asyncio.gather(*tasks), batch, strict=True))
             window = await self._window(before, len(batch)) if shared else None
         except asyncio.CancelledError:  # Ctrl-C: keep what finished; its window is unknown
-            records = [t.result() for t in tasks if t.done() and not t.cancelled()]
+            finished = [(t.result(), p) for t, p in zip(tasks, batch, strict=True)
+                        if t.done() and not t.cancelled()]
             window = None
             raise
         finally:
-            for record, prompt in zip(records, batch, strict=False):
+            for record, prompt in finished:
                 if record["status"] == "ok":
                     if shared:
                         record["engine_counts"] = window
