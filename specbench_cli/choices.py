@@ -5,3 +5,4 @@ from __future__ import annotations
 BACKENDS = ("auto", "torch", "cpu", "cuda")  # verification: auto = fastest available here
 NOISE_MODES = ("race", "icdf")  # final-token noise, see docs/randomness.md
 DTYPES = ("auto", "float32", "bfloat16", "float16")  # auto: float32 on CPU, bfloat16 on GPU
+ENGINES = ("vllm", "sglang", "llamacpp")  # serving engines `--server` can benchmark

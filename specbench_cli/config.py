@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from specbench_cli.choices import BACKENDS, DTYPES, NOISE_MODES
+from specbench_cli.choices import BACKENDS, DTYPES, ENGINES, NOISE_MODES
 from specbench_cli.errors import BadInput
 
 DEFAULT_STRATEGIES = ("sps", "tas", "cactus")
@@ -42,8 +42,14 @@ class RunConfig:
     warmup: int = 1  # untimed warm-up generations per engine
     audit: bool = True  # divergence audit of lossy strategies (untimed)
     output: str | None = None  # run folder; None -> runs/<timestamp>
+    server: str | None = None  # OpenAI-compatible endpoint of a serving engine (speculation on)
+    baseline_server: str | None = None  # the same model served without speculation
+    engine: str | None = None  # vllm | sglang | llamacpp: how to read the server's counters
+    concurrency: int = 1  # requests in flight at once (server runs)
 
     def effective_drafter(self) -> str:
+        if self.server:
+            return "server"  # the engine drafts, as its own flags say
         if self.drafter:
             return self.drafter
         return "model" if self.draft else "ngram"
@@ -94,6 +100,8 @@ def build_config(yaml_path: Path | None, overrides: dict[str, Any]) -> RunConfig
     if yaml_path is not None:
         values.update(load_yaml(yaml_path))
     values.update({k: v for k, v in overrides.items() if v is not None and v != []})
+    if values.get("server") and "strategies" not in values:
+        values["strategies"] = []  # the engine's speculation replaces in-process strategies
     try:
         cfg = RunConfig(**values)
     except TypeError as exc:
@@ -125,12 +133,20 @@ def validate(cfg: RunConfig) -> None:
          f"--backend must be one of {', '.join(BACKENDS)} (got {cfg.backend})"),
         (cfg.noise_mode in NOISE_MODES,
          f"--noise-mode must be one of {', '.join(NOISE_MODES)} (got {cfg.noise_mode})"),
-        (bool(cfg.strategies), "at least one --strategy is needed"),
+        (bool(cfg.strategies) or bool(cfg.server), "at least one --strategy is needed"),
         (bool(cfg.suites), "at least one --suite is needed"),
+        (isinstance(cfg.concurrency, int) and not isinstance(cfg.concurrency, bool)
+         and cfg.concurrency >= 1,
+         f"--concurrency must be an integer >= 1 (got {cfg.concurrency})"),
     ]
     for ok, message in checks:
         if not ok:
             raise BadInput(message)
+    if cfg.output is not None and Path(cfg.output).exists() and not Path(cfg.output).is_dir():
+        raise BadInput(f"--output {cfg.output}: exists and is a file, not a folder")
+    if cfg.server or cfg.baseline_server or cfg.engine or cfg.concurrency != 1:
+        _validate_server(cfg)
+        return
     labels = []
     for spec in cfg.strategies:
         try:
@@ -145,8 +161,34 @@ def validate(cfg: RunConfig) -> None:
         raise BadInput(f"--drafter: {exc}") from None
     if drafter.NEEDS_MODEL and not cfg.draft:
         raise BadInput(f"--drafter {drafter.name} needs a draft model: pass --draft")
-    if cfg.output is not None and Path(cfg.output).exists() and not Path(cfg.output).is_dir():
-        raise BadInput(f"--output {cfg.output}: exists and is a file, not a folder")
+
+
+def _validate_server(cfg: RunConfig) -> None:
+    """Settings of a run against a serving engine; the servers themselves are checked later."""
+    if not cfg.server:
+        given = "--baseline-server" if cfg.baseline_server else (
+            "--engine" if cfg.engine else "--concurrency")
+        raise BadInput(f"{given} needs --server URL")
+    if cfg.engine not in ENGINES:
+        raise BadInput(f"--server needs --engine, one of {', '.join(ENGINES)} (got {cfg.engine})")
+    for flag, url in (("--server", cfg.server), ("--baseline-server", cfg.baseline_server)):
+        if url is not None and not _http_url(url):
+            raise BadInput(f"{flag} {url}: expected an http:// or https:// URL")
+    if cfg.baseline_server and cfg.baseline_server.rstrip("/") == cfg.server.rstrip("/"):
+        raise BadInput("--baseline-server must be another server than --server")
+    in_process = (("--strategy", cfg.strategies), ("--draft", cfg.draft),
+                  ("--drafter", cfg.drafter))
+    for flag, value in in_process:
+        if value:
+            raise BadInput(f"{flag} applies to in-process runs; with --server the engine's own "
+                           "speculation runs, as its flags set it")
+
+
+def _http_url(url: Any) -> bool:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url) if isinstance(url, str) else None
+    return bool(parts and parts.scheme in ("http", "https") and parts.netloc)
 
 
 def _num(value: Any) -> bool:

@@ -23,6 +23,10 @@ def _ok(records: list[PromptRecord]) -> list[PromptRecord]:
 
 def acceptance_counts(records: list[PromptRecord], k: int) -> dict[str, Any]:
     """Step-weighted acceptance figures over all speculative steps of the given records."""
+    if any("engine_counts" in r for r in records):  # a serving engine's own counts
+        from specbench_cli.serving.counts import engine_acceptance
+
+        return engine_acceptance(records)
     steps = drafted = accepted = emitted = 0
     pos_drafted = [0] * k
     pos_accepted = [0] * k
@@ -91,10 +95,12 @@ def aggregate(
         paired = [r for r in ok if r["prompt_id"] in baseline]
         base_paired = [baseline[r["prompt_id"]] for r in paired]
         info = strategy_info.get(strategy, {"name": strategy, "params": {}})
-        tps = tokens_per_second(paired) if paired else 0.0
-        base_tps = tokens_per_second(base_paired) if base_paired else 0.0
+        # without any baseline (a server run with no --baseline-server) the row's own speed
+        tps = tokens_per_second(paired if baseline else ok) if ok else 0.0
+        base_tps = tokens_per_second(base_paired) if base_paired else None
         counts = acceptance_counts(ok, k)
         wall = sum(r["wall_s"] for r in ok)
+        ttfts = [r["ttft_s"] for r in ok if r.get("ttft_s") is not None]
         row: ResultRow = {
             "strategy": strategy,
             "strategy_name": info["name"],
@@ -108,16 +114,16 @@ def aggregate(
             "wall_s": wall,
             "tokens_per_second": tps,
             "baseline_tokens_per_second": base_tps,
-            "speedup": tps / base_tps if base_tps else 0.0,
+            "speedup": tps / base_tps if base_tps else None,
             "speedup_ci": [] if strategy == BASELINE else paired_speedup_ci(paired, base_paired),
             "mean_accepted_tokens": counts["mean_accepted_tokens"],
             "acceptance_rate": counts["acceptance_rate"],
             "per_position_acceptance": counts["per_position_acceptance"]
             if strategy != BASELINE else [],
             "target_forward_passes": counts["target_forward_passes"],
-            "time_to_first_token_s": statistics.median(r["ttft_s"] for r in ok) if ok else 0.0,
-            "peak_memory_bytes": max((r["peak_memory_bytes"] for r in ok), default=0),
-            "draft_time_share": sum(r["draft_s"] for r in ok) / wall if wall else 0.0,
+            "time_to_first_token_s": statistics.median(ttfts) if ttfts else None,
+            "peak_memory_bytes": _max_known(ok, "peak_memory_bytes"),
+            "draft_time_share": _draft_share(ok, wall),
             "divergence": _divergence(ok),
             "quality": _quality(ok),
             "quality_delta": {} if strategy == BASELINE else _quality_delta(paired, baseline),
@@ -128,8 +134,24 @@ def aggregate(
     return rows
 
 
-def _divergence(records: list[PromptRecord]) -> dict[str, float]:
-    """Mean KL(pi || q) and TV(pi, q) per emitted token (bonus positions and baseline add 0)."""
+def _max_known(records: list[PromptRecord], key: str) -> int | None:
+    """The largest value; None when a record does not know it (server records)."""
+    values = [r.get(key) for r in records]
+    return None if None in values else max(values, default=0)
+
+
+def _draft_share(records: list[PromptRecord], wall: float) -> float | None:
+    draft = [r.get("draft_s") for r in records]
+    if None in draft:
+        return None
+    return sum(draft) / wall if wall else 0.0
+
+
+def _divergence(records: list[PromptRecord]) -> dict[str, float | None]:
+    """Mean KL(pi || q) and TV(pi, q) per emitted token (bonus positions and baseline add 0);
+    None where records carry no audit (a serving engine exposes no distributions)."""
+    if any(r.get(key, 0.0) is None for r in records for key in ("kl_sum", "tv_sum")):
+        return {"kl": None, "tv": None}
     tokens = sum(r["new_tokens"] for r in records)
     if not tokens:
         return {"kl": 0.0, "tv": 0.0}

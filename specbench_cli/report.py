@@ -13,8 +13,15 @@ def _pct(x: float | None) -> str:
     return "-" if x is None else f"{100 * x:.1f}%"
 
 
+def _num(x: Any, fmt: str) -> str:
+    """A number in `fmt`, or `-` for what a run could not measure (None)."""
+    return "-" if x is None else format(x, fmt)
+
+
 def _speedup(row: dict[str, Any]) -> str:
-    return "1.00x" if row["strategy"] == BASELINE else f"{row['speedup']:.2f}x"
+    if row["strategy"] == BASELINE:
+        return "1.00x"
+    return "-" if row.get("speedup") is None else f"{row['speedup']:.2f}x"
 
 
 def _ci(row: dict[str, Any]) -> str:
@@ -25,8 +32,8 @@ def _ci(row: dict[str, Any]) -> str:
 def _divergence(row: dict[str, Any]) -> tuple[str, str]:
     div = row.get("divergence") or {}
     kl, tv = div.get("kl", 0.0), div.get("tv", 0.0)
-    kl_text = "inf" if kl in ("inf", float("inf")) else f"{kl:.3f}"
-    return kl_text, f"{tv:.3f}"
+    kl_text = "inf" if kl in ("inf", float("inf")) else _num(kl, ".3f")
+    return kl_text, _num(tv, ".3f")
 
 
 def _quality(row: dict[str, Any]) -> str:
@@ -40,12 +47,21 @@ def _quality(row: dict[str, Any]) -> str:
     return "\n".join(lines) or "-"
 
 
-def results_table(data: dict[str, Any]) -> Table:
+def _title(data: dict[str, Any]) -> str:
     cfg = data["config"]
-    title = (f"specbench: target {cfg['target']}, drafter {cfg['drafter']}, k={cfg['k']}, "
-             f"T={cfg['temperature']}, {cfg.get('noise_mode', 'race')} noise"
-             + ("" if data.get("status") != "interrupted"
-                                          else " (interrupted: partial results)"))
+    if cfg.get("server"):
+        server = data.get("environment", {}).get("server") or {}
+        what = (f"{cfg['engine']} server {cfg['server']}, model {server.get('model')}, "
+                f"T={cfg['temperature']}, concurrency {cfg.get('concurrency', 1)}")
+    else:
+        what = (f"target {cfg['target']}, drafter {cfg['drafter']}, k={cfg['k']}, "
+                f"T={cfg['temperature']}, {cfg.get('noise_mode', 'race')} noise")
+    partial = " (interrupted: partial results)" if data.get("status") == "interrupted" else ""
+    return f"specbench: {what}{partial}"
+
+
+def results_table(data: dict[str, Any]) -> Table:
+    title = _title(data)
     table = Table(title=title, title_justify="left")
     for name in ("suite", "strategy", "n", "tok/s", "speedup", "95% CI", "mean acc. tokens",
                  "accept", "by position %", "KL", "TV", "quality Δ [95% CI]"):
@@ -56,15 +72,33 @@ def results_table(data: dict[str, Any]) -> Table:
         suite = row["suite"] + (f"/{row['category']}" if row.get("category") else "")
         n = str(row["num_prompts"]) + (f" ({row['num_failed']} failed)"
                                        if row["num_failed"] else "")
-        per_pos = " ".join(f"{100 * a:.0f}" for a in row.get("per_position_acceptance", []))
+        per_pos = " ".join(f"{100 * a:.0f}" for a in row.get("per_position_acceptance") or [])
         kl, tv = _divergence(row)
         table.add_row(suite, row["strategy"], n, f"{row['tokens_per_second']:.1f}",
-                      _speedup(row), _ci(row), f"{row['mean_accepted_tokens']:.2f}",
+                      _speedup(row), _ci(row), _num(row["mean_accepted_tokens"], ".2f"),
                       _pct(row["acceptance_rate"]), per_pos or "-", kl, tv, _quality(row))
     table.caption = ("speedup: vs the baseline of this run (95% CI: paired bootstrap over "
                      "prompts). mean acc. tokens: mean accepted tokens = tokens per target forward "
-                     "pass, the bonus or correction token included. "
+                     "pass, the bonus or correction token included. -: not available (nothing "
+                     "drafted, or not reported by the serving engine). "
                      "accept: accepted/drafted. KL, TV: per emitted token, exact output law "
                      "vs the target's. quality: baseline mean; strategies: delta vs baseline, "
                      "* = 95% CI excludes 0.")
+    return table
+
+
+def latency_table(data: dict[str, Any]) -> Table:
+    """TTFT, TPOT and end-to-end latency percentiles of the rows that carry them."""
+    table = Table(title="latency (seconds; percentiles over prompts)", title_justify="left")
+    for name in ("suite", "strategy", "n", "TTFT p50", "p90", "p99", "TPOT p50", "p90", "p99",
+                 "e2e p50", "p90", "p99"):  # fmt: skip
+        table.add_column(name, justify="left" if name in ("suite", "strategy") else "right")
+    for row in data["results"]:
+        latency = row.get("latency")
+        if latency is None:
+            continue
+        cells = [_num((latency.get(m) or {}).get(p), ".4f" if m == "tpot_s" else ".3f")
+                 for m in ("ttft_s", "tpot_s", "e2e_s") for p in ("p50", "p90", "p99")]
+        suite = row["suite"] + (f"/{row['category']}" if row.get("category") else "")
+        table.add_row(suite, row["strategy"], str(row["num_prompts"]), *cells)
     return table

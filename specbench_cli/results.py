@@ -62,6 +62,9 @@ class PromptRecord(TypedDict, total=False):
     drafted_positions: int  # positions the audit covered
     scores: dict[str, float]  # quality per metric from the suite's scorer
     score_error: str  # why the scorer failed, when it did
+    # runs against a serving engine (docs/serving.md); fields a server cannot provide are None
+    tpot_s: float | None  # time per output token after the first, all turns
+    engine_counts: dict[str, Any] | None  # the engine's drafted/accepted/... counts
 
 
 class ResultRow(TypedDict, total=False):
@@ -76,8 +79,8 @@ class ResultRow(TypedDict, total=False):
     new_tokens: int
     wall_s: float
     tokens_per_second: float
-    baseline_tokens_per_second: float
-    speedup: float
+    baseline_tokens_per_second: float | None  # None without a baseline (server runs)
+    speedup: float | None
     speedup_ci: list[float]  # 95% paired bootstrap over prompts [low, high]
     mean_accepted_tokens: float
     acceptance_rate: float | None  # None for the baseline (nothing drafted)
@@ -89,6 +92,7 @@ class ResultRow(TypedDict, total=False):
     quality: dict[str, float]  # mean score per metric
     quality_delta: dict[str, dict[str, float]]  # metric -> {value, low, high, significant}
     divergence: dict[str, float]  # {"kl", "tv"}: per emitted token (see the module docstring)
+    latency: dict[str, Any]  # server runs: {ttft_s, tpot_s, e2e_s} -> {p50, p90, p99}
 
 
 class ResultsFile(TypedDict):

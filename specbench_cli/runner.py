@@ -38,6 +38,10 @@ def quiet_transformers() -> None:
 
 def execute(cfg: RunConfig, progress: Progress | None = None) -> tuple[Path, ResultsFile, bool]:
     """Run everything; return (run folder, results, interrupted). Bad input raises first."""
+    if cfg.server:  # a serving engine decodes; nothing is loaded here
+        from specbench_cli.serving.bench import execute_served
+
+        return execute_served(cfg, progress)
     from specbench_cli.backends import resolve_backend
     from specbench_cli.contenders import build_contenders, strategy_info
     from specbench_cli.environment import environment

@@ -4,8 +4,10 @@ and a helper that runs the real CLI in a subprocess. Nothing is downloaded."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -32,3 +34,19 @@ def run_cli(*args: str, cwd: Path | None = None, timeout: int = 600,
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     return subprocess.run([*SPECBENCH, *args], cwd=cwd or REPO, capture_output=True, text=True,
                           timeout=timeout, env=full_env)
+
+
+def interrupt_run(*args: str, out: Path, after_records: int,
+                  timeout: int = 300) -> subprocess.CompletedProcess:  # fmt: skip
+    """Run `specbench run ARGS --output OUT` and press Ctrl-C (SIGINT) once `after_records`
+    records are in OUT/records.jsonl; return how the process ended."""
+    proc = subprocess.Popen([*SPECBENCH, "run", *args, "--output", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    records = out / "records.jsonl"
+    deadline = time.time() + timeout
+    while time.time() < deadline and (not records.exists()
+                                       or len(records.read_text().splitlines()) < after_records):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=120)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)

@@ -7,12 +7,10 @@ Run: .venv/bin/python -m pytest tests/test_cli.py -q
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
-import time
 
 import pytest
-from conftest import SPECBENCH, run_cli
+from conftest import interrupt_run, run_cli
 
 from specbench_cli.tiny import build_tiny_model
 
@@ -163,17 +161,11 @@ def test_ctrl_c_keeps_finished_work(tmp_path, tiny_target):
     suite.write_text("".join(json.dumps({"id": f"p{i}", "prompt": f"w{i % 50} w{i % 7}"}) + "\n"
                              for i in range(200)))
     out = tmp_path / "run"
-    proc = subprocess.Popen([*SPECBENCH, "run", "--target", str(tiny_target), "--suite",
-                             str(suite), "--max-new-tokens", "64", "--output", str(out)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    ended = interrupt_run("--target", str(tiny_target), "--suite", str(suite),
+                          "--max-new-tokens", "64", out=out, after_records=5)
+    stdout, stderr = ended.stdout, ended.stderr
     records = out / "records.jsonl"
-    deadline = time.time() + 300
-    while time.time() < deadline and (not records.exists()
-                                       or len(records.read_text().splitlines()) < 5):
-        time.sleep(0.2)
-    proc.send_signal(signal.SIGINT)
-    stdout, stderr = proc.communicate(timeout=120)
-    assert proc.returncode == 130, stderr
+    assert ended.returncode == 130, stderr
     assert "Traceback" not in stderr
     data = json.loads((out / "results.json").read_text())
     assert data["status"] == "interrupted"

@@ -19,6 +19,9 @@ Examples:
   specbench run --target ./big-model --draft ./small-model --suite translation --limit 10
 
   specbench run --config run.yaml --print-config   # show the effective settings as YAML
+
+  specbench run --server http://127.0.0.1:8080 --baseline-server http://127.0.0.1:8081 \\
+      --engine llamacpp --concurrency 4            # a serving engine's speculation
 """
 
 
@@ -63,6 +66,17 @@ def run(
         "--no-audit", help="Skip the divergence audit of lossy strategies.")] = False,
     output: Annotated[str | None, typer.Option(
         help="Run folder for results.json and records.jsonl (default runs/<timestamp>).")] = None,
+    server: Annotated[str | None, typer.Option(
+        help="Benchmark a serving engine: its OpenAI-compatible URL, speculation on "
+             "(e.g. http://127.0.0.1:8080).")] = None,
+    baseline_server: Annotated[str | None, typer.Option(
+        help="The same model served without speculation; requests alternate between the two "
+             "so the speedup is paired per prompt.")] = None,
+    engine: Annotated[str | None, typer.Option(
+        help="The engine behind --server: vllm, sglang or llamacpp (how its acceptance counts "
+             "are read).")] = None,
+    concurrency: Annotated[int | None, typer.Option(
+        help="With --server: prompts in flight at once (default 1).")] = None,
     config: Annotated[Path | None, typer.Option(
         "--config", help="YAML file with the same settings; flags override it.")] = None,
     print_config: Annotated[bool, typer.Option(
@@ -76,7 +90,8 @@ def run(
         "suites": suite, "limit": limit, "k": k, "temperature": temperature, "top_k": top_k,
         "top_p": top_p, "max_new_tokens": max_new_tokens, "seed": seed, "dtype": dtype,
         "trust_remote_code": trust_remote_code, "output": output, "backend": backend,
-        "noise_mode": noise_mode,
+        "noise_mode": noise_mode, "server": server, "baseline_server": baseline_server,
+        "engine": engine, "concurrency": concurrency,
         "chat_template": False if no_chat_template else None,
         "audit": False if no_audit else None,
     }
@@ -93,7 +108,7 @@ run.__doc__ = (run.__doc__ or "") + "\n" + RUN_EXAMPLES
 def _run(cfg) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from specbench_cli.report import results_table
+    from specbench_cli.report import latency_table, results_table
     from specbench_cli.runner import execute
 
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -105,6 +120,8 @@ def _run(cfg) -> None:
 
         folder, data, interrupted = execute(cfg, progress)
     out.print(results_table(data))
+    if any(row.get("latency") for row in data["results"]):
+        out.print(latency_table(data))
     err.print(f"results: {folder}/results.json, per-prompt records: {folder}/records.jsonl")
     if interrupted:
         err.print("[yellow]interrupted[/yellow]: results cover the prompts that finished")
