@@ -115,22 +115,22 @@ def make_results(config: dict[str, Any], environment: dict[str, Any], rows: list
     }
 
 
-def _finite(value: Any) -> Any:
+def json_safe(value: Any) -> Any:
     """JSON has no infinities: an infinite KL (mass where q = 0) is written as the string "inf"."""
     if isinstance(value, float) and value != value:
         return None
     if isinstance(value, float) and value in (float("inf"), float("-inf")):
         return "inf" if value > 0 else "-inf"
     if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
+        return {k: json_safe(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_finite(v) for v in value]
+        return [json_safe(v) for v in value]
     return value
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
     """Write JSON so a reader never sees a truncated file: temp file in the same folder, rename."""
-    data = _finite(data)
+    data = json_safe(data)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:

@@ -104,6 +104,7 @@ STATUS_STYLE = {
     "within noise": "dim",
     "same": "",
     "n/a": "dim",
+    "missing": "bold red",
 }
 
 
@@ -161,7 +162,8 @@ def table_lines(verdict: Verdict) -> list[tuple[list[str], str]]:
 def verdict_line(verdict: Verdict) -> str:
     """One line: regression (with what failed), pass against the gates, or comparison only."""
     if verdict.failures:
-        return f"regression ({len(verdict.failures)} beyond threshold): " + "; ".join(
+        failed = len(verdict.failures)
+        return f"regression ({failed} gate{'s' if failed > 1 else ''} failed): " + "; ".join(
             verdict.failures
         )
     if verdict.thresholds:
@@ -203,7 +205,9 @@ def render_markdown(verdict: Verdict) -> None:
 
 def render_json(verdict: Verdict) -> None:
     """One JSON document on stdout: the whole verdict, for other tools."""
-    document = {"passed": verdict.passed, **asdict(verdict)}
+    from specbench_cli.results import json_safe
+
+    document = json_safe({"passed": verdict.passed, **asdict(verdict)})
     out.out(json.dumps(document, indent=2, allow_nan=False), highlight=False)
 
 
