@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, TypedDict
 
 from specbench_cli import __version__
-from specbench_cli.errors import BadInput
+from specbench_cli.errors import BadInput, shorten
 
 SCHEMA_VERSION = 1
 RESULTS_NAME = "results.json"
@@ -95,20 +95,23 @@ class ResultsFile(TypedDict):
     schema_version: int
     specbench_version: str
     created: str  # ISO 8601, UTC
-    status: str  # "complete" | "interrupted" (Ctrl-C: rows cover the prompts that finished)
+    status: str  # "complete" | "interrupted" (a stop signal: rows cover the prompts that finished)
+    interrupted_by: str | None  # the stop signal of an interrupted run: SIGINT, SIGTERM or SIGHUP
     environment: dict[str, Any]  # versions, device, CPU/GPU name, threads, git sha
     config: dict[str, Any]  # the effective run configuration (as `--print-config` shows it)
     results: list[ResultRow]
 
 
 def make_results(config: dict[str, Any], environment: dict[str, Any], rows: list[ResultRow],
-                 status: str) -> ResultsFile:  # fmt: skip
-    """A results document of the current schema version."""
+                 interrupted_by: str | None = None) -> ResultsFile:  # fmt: skip
+    """A results document of the current schema version; `interrupted_by` names the stop
+    signal of an interrupted run."""
     return {
         "schema_version": SCHEMA_VERSION,
         "specbench_version": __version__,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "status": status,
+        "status": "interrupted" if interrupted_by else "complete",
+        "interrupted_by": interrupted_by,
         "environment": environment,
         "config": config,
         "results": rows,
@@ -134,6 +137,7 @@ def write_json_atomic(path: Path, data: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; a results file is shared like any
         with os.fdopen(fd, "w") as f:
             json.dump(data, f, indent=2, allow_nan=False)
             f.write("\n")
@@ -145,13 +149,22 @@ def write_json_atomic(path: Path, data: Any) -> None:
         raise
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def resolve_results_path(path: str | Path) -> Path:
     """A results file, or a run folder that contains one."""
     p = Path(path)
-    if p.is_dir():
-        p = p / RESULTS_NAME
-    if not p.is_file():
-        raise BadInput(f"no results file at {path}")
+    try:
+        if p.is_dir():
+            p = p / RESULTS_NAME
+        if not p.is_file():
+            raise BadInput(f"no results file at {shorten(str(path))}")
+    except OSError as exc:  # e.g. a name longer than the file system allows
+        raise BadInput(f"{shorten(str(path))}: {exc.strerror or exc}") from None
     return p
 
 
@@ -164,11 +177,11 @@ def read_results(path: str | Path) -> ResultsFile:
         raise BadInput(f"{p}: not valid JSON ({exc})") from None
     if not isinstance(data, dict) or "schema_version" not in data:
         raise BadInput(f"{p}: not a specbench results file (no schema_version)")
-    if data["schema_version"] != SCHEMA_VERSION:
-        raise BadInput(
-            f"{p}: schema_version {data['schema_version']} is not supported "
-            f"(this specbench reads {SCHEMA_VERSION})"
-        )
+    version = data["schema_version"]
+    if type(version) is not int or version != SCHEMA_VERSION:  # noqa: E721 (true == 1)
+        kind = "" if type(version) is int else f" (a {type(version).__name__})"  # noqa: E721
+        raise BadInput(f"{p}: schema_version {json.dumps(version)}{kind} is not supported: "
+                       f"this specbench reads the integer {SCHEMA_VERSION}")  # fmt: skip
     if not isinstance(data.get("results"), list):
         raise BadInput(f"{p}: 'results' is missing or not a list")
     return data  # type: ignore[return-value]

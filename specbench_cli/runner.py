@@ -4,8 +4,8 @@ For every prompt the baseline and each strategy run back to back (interleaved), 
 seed (common random numbers), so slow drift of a shared machine hits all of them alike and the
 speedup is a ratio measured in one process. Each finished prompt x contender is appended to
 `records.jsonl` at once; `results.json` is aggregated from that file and written atomically at
-the end, or on Ctrl-C for what finished. A prompt that raises is recorded as failed and the run
-goes on.
+the end, or for what finished when a stop signal (Ctrl-C, SIGTERM, SIGHUP) ends the run early. A
+prompt that raises is recorded as failed and the run goes on.
 
 Bad input is found before any model loads: the config was validated when it was built, the
 suites and model specs are checked here first.
@@ -14,11 +14,13 @@ suites and model specs are checked here first.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from specbench_cli.config import RunConfig
 from specbench_cli.errors import BadInput
+from specbench_cli.interrupts import Interrupted, stop_signals_ignored
 from specbench_cli.results import ResultsFile, make_results
 from specbench_cli.run_folder import RunFolder
 
@@ -26,6 +28,13 @@ DEFAULT_MAX_NEW_TOKENS = 128
 WARMUP_TOKENS = 8
 
 Progress = Callable[[int, int, str], None]  # (done, total, what is running)
+
+
+@dataclass
+class RunOutcome:
+    folder: Path
+    results: ResultsFile
+    stopped_by: Interrupted | None  # the stop signal that ended decoding early, if any
 
 
 def quiet_transformers() -> None:
@@ -36,19 +45,41 @@ def quiet_transformers() -> None:
     transformers.logging.disable_progress_bar()
 
 
-def execute(cfg: RunConfig, progress: Progress | None = None) -> tuple[Path, ResultsFile, bool]:
-    """Run everything; return (run folder, results, interrupted). Bad input raises first."""
-    from specbench_cli.backends import resolve_backend
-    from specbench_cli.contenders import build_contenders, strategy_info
-    from specbench_cli.environment import environment
-    from specbench_cli.metrics import aggregate
-    from specbench_cli.models import check_pair, check_spec, load_model
+def preflight(cfg: RunConfig) -> tuple[list[Any], Any, Any]:
+    """Everything a run checks before it loads a model: suites and model specs. `--print-config`
+    runs it too, so it validates like a run."""
+    from specbench_cli.models import check_spec
     from specbench_cli.suites import load_suite
 
     suites = [load_suite(s, cfg.limit) for s in cfg.suites]
     target_src = check_spec(cfg.target, "target")
     draft_src = check_spec(cfg.draft, "draft") if cfg.draft else None
+    return suites, target_src, draft_src
+
+
+def execute(cfg: RunConfig, progress: Progress | None = None) -> RunOutcome:
+    """Run everything and write the run folder. Bad input raises before any model loads; a stop
+    signal while decoding ends the run with the finished records and results; one before the
+    first record leaves nothing behind and propagates."""
+    suites, target_src, draft_src = preflight(cfg)
     folder = RunFolder.claim(cfg.output)
+    try:
+        return _execute(cfg, suites, target_src, draft_src, folder, progress)
+    except BaseException:
+        folder.discard_if_unused()
+        raise
+    finally:
+        folder.release()
+
+
+def _execute(cfg: RunConfig, suites: list[Any], target_src: Any, draft_src: Any,
+             folder: RunFolder, progress: Progress | None) -> RunOutcome:  # fmt: skip
+    from specbench_cli.backends import resolve_backend
+    from specbench_cli.contenders import build_contenders, strategy_info
+    from specbench_cli.environment import environment
+    from specbench_cli.metrics import aggregate
+    from specbench_cli.models import check_pair, load_model
+
     quiet_transformers()
     target = load_model(target_src, cfg.dtype, cfg.trust_remote_code)
     draft = load_model(draft_src, cfg.dtype, cfg.trust_remote_code) if draft_src else None
@@ -61,15 +92,16 @@ def execute(cfg: RunConfig, progress: Progress | None = None) -> tuple[Path, Res
     env = {**environment(target.device), "verify_backend": backend}
     warm_up(contenders, suites, target.tokenizer, cfg)
 
-    interrupted = False
+    stop: Interrupted | None = None
     try:
         decode_all(contenders, suites, target.tokenizer, cfg, folder, progress)
-    except KeyboardInterrupt:
-        interrupted = True
-    rows = aggregate(folder.records(), strategy_info(contenders), cfg.k)
-    data = make_results(cfg.to_dict(), env, rows, "interrupted" if interrupted else "complete")
-    folder.write_results(data)
-    return folder.path, data, interrupted
+    except Interrupted as exc:
+        stop = exc
+    with stop_signals_ignored():  # a second signal must not lose the results of the first
+        rows = aggregate(folder.records(), strategy_info(contenders), cfg.k)
+        data = make_results(cfg.to_dict(), env, rows, stop.name if stop else None)
+        folder.write_results(data)
+    return RunOutcome(folder.path, data, stop)
 
 
 def warm_up(contenders: list[Any], suites: list[Any], tokenizer: Any, cfg: RunConfig) -> None:
@@ -102,8 +134,6 @@ def decode_all(contenders: list[Any], suites: list[Any], tokenizer: Any, cfg: Ru
                     progress(done, total, f"{suite.name}/{prompt.id} {c.label}")
                 try:
                     record = run_prompt(c, suite.name, prompt, tokenizer, cfg, max_new)
-                except (KeyboardInterrupt, SystemExit):
-                    raise
                 except Exception as exc:  # one prompt's failure must not end the run
                     record = failed_record(c, suite.name, prompt, exc)
                 else:

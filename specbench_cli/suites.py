@@ -31,7 +31,7 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-from specbench_cli.errors import BadInput
+from specbench_cli.errors import BadInput, shorten
 from specbench_cli.registry import did_you_mean
 from specbench_cli.suite_records import FORMATS, Prompt, parse_record
 
@@ -89,6 +89,12 @@ def load_suite(spec: str, limit: int | None = None) -> Suite:
         suite = replace(suite, source=f"bundled:{spec}")
     else:
         path = Path(spec).expanduser()
+        try:
+            path.stat()
+        except FileNotFoundError:
+            pass
+        except OSError as exc:  # e.g. a name longer than the file system allows
+            raise BadInput(f"suite {shorten(spec)}: {exc.strerror or exc}") from None
         if not path.exists():
             if path.suffix or "/" in spec or "\\" in spec:
                 raise BadInput(f"suite file not found: {spec}")

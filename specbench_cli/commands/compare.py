@@ -59,6 +59,7 @@ PathsArg = Annotated[
     typer.Argument(
         help="Results files or run folders: the baseline first, then one or more candidates.",
         show_default=False,
+        metavar="RESULTS",
     ),
 ]
 ThresholdOpt = Annotated[

@@ -19,8 +19,12 @@ import os
 import typer
 from rich.table import Table
 
+from specbench_cli.config import MAX_K
 from specbench_cli.console import out
 from specbench_cli.errors import BadInput
+
+MAX_BATCH = 4096
+MAX_VOCAB = 1 << 20  # the largest vocabularies in use are about 262k
 
 app = typer.Typer(
     help="Build the compiled verify kernels, check them against the reference, time them.",
@@ -54,19 +58,24 @@ def _check_specs(specs: list[str]) -> None:
 
 
 def _backends_here(requested: list[str] | None) -> list[str]:
+    """The compiled backends to check: those requested (each must be available here), else
+    every one that builds here (at least one)."""
     from specbench_cli import kernels
 
-    here = []
-    if kernels.cpu_kernel_available():
-        here.append("cpu")
-    if kernels.cuda_kernel_available():
-        here.append("cuda")
-    if requested:
-        unknown = sorted(set(requested) - {"cpu", "cuda"})
-        if unknown:
-            raise BadInput(f"unknown backend(s) {unknown}: choose cpu or cuda")
-        here = [b for b in here if b in requested]
-    return here
+    unknown = sorted(set(requested or []) - {"cpu", "cuda"})
+    if unknown:
+        raise BadInput(f"unknown backend(s) {unknown}: choose cpu or cuda")
+    here = {"cpu": kernels.cpu_kernel_available(), "cuda": kernels.cuda_kernel_available()}
+    missing = [b for b in requested or [] if not here[b]]
+    if missing:
+        why = {"cpu": "the CPU kernel does not build here (is g++ installed?)",
+               "cuda": "no CUDA device or nvcc here"}  # fmt: skip
+        raise BadInput(f"--backend {missing[0]}: {why[missing[0]]}")
+    backends = requested or [b for b, ok in here.items() if ok]
+    if not backends:
+        raise BadInput("no compiled backend builds here (no g++ for the CPU kernel, no CUDA): "
+                       "nothing to compare")  # fmt: skip
+    return list(dict.fromkeys(backends))
 
 
 @app.command("check")
@@ -93,9 +102,6 @@ def check(
         f"cuda kernel: {'built' if kernels.cuda_kernel_available() else 'unavailable'}",
         highlight=False,
     )
-    if not backends:
-        out.print("No compiled backend available here: nothing to compare.", highlight=False)
-        raise typer.Exit(1)
     table = Table(title="Kernel vs reference", title_justify="left")
     for col in ("backend", "strategy", "mode", "rows", "token agree", "accepted agree",
                 "tolerated", "failed"):  # fmt: skip
@@ -141,9 +147,13 @@ def bench(
     if mode not in ("race", "icdf"):
         raise BadInput(f"--mode must be race or icdf, got {mode!r}")
     _check_specs(strategy)
-    for flag, values in (("-B", batch), ("-k", draft_len), ("-V", vocab)):
-        if any(v < 1 for v in values or []):
-            raise BadInput(f"{flag} values must be >= 1, got {values}")
+    for flag, values, most in (("-B", batch, MAX_BATCH), ("-k", draft_len, MAX_K),
+                               ("-V", vocab, MAX_VOCAB)):  # fmt: skip
+        if any(not 1 <= v <= most for v in values or []):
+            raise BadInput(f"{flag} values must be between 1 and {most}, got {values}")
+    for flag, value in (("--repeats", repeats), ("--threads", threads)):
+        if value < 0:
+            raise BadInput(f"{flag} must be >= 0 (0: automatic), got {value}")
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     if device not in ("cpu", "cuda") or (device == "cuda" and not torch.cuda.is_available()):
@@ -162,6 +172,7 @@ def bench(
     else:
         grid_b, grid_k, grid_v = [1, 8, 64], [4, 8], [32000, 49152, 128256, 151936]
     grid_b, grid_k, grid_v = batch or grid_b, draft_len or grid_k, vocab or grid_v
+    _check_fits(max(grid_b), max(grid_k), max(grid_v), device)
     results = kernel_checks.bench_grid(
         strategy, grid_b, grid_k, grid_v, mode=mode, device=device, repeats=repeats,
         progress=lambda msg: out.print(msg, style="dim", highlight=False),
@@ -195,6 +206,22 @@ def bench(
         )
         for line in _gpu_goals(results):
             out.print(line, highlight=False)
+
+
+def _check_fits(B: int, k: int, V: int, device: str) -> None:
+    """Bad input when the largest shape's inputs (q, p, noise, copies: about 4 tensors of
+    B x (k+1) x V floats) would not fit in the memory available."""
+    import psutil
+    import torch
+
+    need = 4 * 4 * B * (k + 1) * V
+    if device == "cuda":
+        have = torch.cuda.mem_get_info()[0]
+    else:
+        have = psutil.virtual_memory().available
+    if need > have:
+        raise BadInput(f"B={B}, k={k}, V={V} needs about {need / 2**30:.1f} GiB of inputs, more "
+                       f"than the {have / 2**30:.1f} GiB free on {device}")  # fmt: skip
 
 
 def _gpu_goals(results: list) -> list[str]:
