@@ -27,12 +27,13 @@ def run_prompt(c: Contender, suite: str, prompt: Prompt, tokenizer: Any, cfg: Ru
         "output_token_ids": [], "output_text": [], "new_tokens": 0, "wall_s": 0.0,
         "draft_s": 0.0, "verify_s": 0.0, "ttft_s": 0.0, "target_forward_passes": 0,
         "accepted_lengths": [], "drafted_lengths": [], "kl_sum": 0.0, "tv_sum": 0.0,
-        "drafted_positions": 0,
+        "drafted_positions": 0, "prompt_tokens": 0,
     }
     with PeakMemory(c.engine.device) as peak:
         for turn, text in enumerate(prompt.turns):
             messages.append({"role": "user", "content": text})
             ids = encode(tokenizer, messages, cfg.chat_template)
+            record["prompt_tokens"] += len(ids)
             seed = prompt_seed(cfg.seed, suite, prompt.id, turn)
             out: list[int] = []
             for step in c.engine.generate(ids, max_new, seed):

@@ -49,6 +49,7 @@ class PromptRecord(TypedDict, total=False):
     output_token_ids: list[int]  # all turns concatenated
     output_text: list[str]  # one string per turn
     new_tokens: int
+    prompt_tokens: int  # model input tokens over all turns (each turn: the conversation so far)
     wall_s: float  # decoding time, prefill included, warm-up excluded
     draft_s: float  # time inside the drafter
     verify_s: float  # time in target forward passes + acceptance
