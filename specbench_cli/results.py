@@ -50,6 +50,9 @@ class PromptRecord(TypedDict, total=False):
     output_text: list[str]  # one string per turn
     new_tokens: int
     prompt_tokens: int  # model input tokens over all turns (each turn: the conversation so far)
+    max_new_tokens: int  # the token budget of each turn
+    truncated: bool  # some turn stopped at the budget, not at an end-of-sequence token
+    turns: list[dict[str, Any]]  # per turn: prompt_tokens, new_tokens, truncated, wall_s, ttft_s
     wall_s: float  # decoding time, prefill included, warm-up excluded
     draft_s: float  # time inside the drafter
     verify_s: float  # time in target forward passes + acceptance
@@ -79,7 +82,8 @@ class ResultRow(TypedDict, total=False):
     tokens_per_second: float
     baseline_tokens_per_second: float
     speedup: float
-    speedup_ci: list[float]  # 95% paired bootstrap over prompts [low, high]
+    speedup_ci: list[float]  # 95% interval over prompts [low, high]; [] below the minimum n
+    num_paired: int  # prompts finished by this contender and the baseline (speedup's n)
     mean_accepted_tokens: float
     acceptance_rate: float | None  # None for the baseline (nothing drafted)
     per_position_acceptance: list[float]
@@ -88,7 +92,10 @@ class ResultRow(TypedDict, total=False):
     peak_memory_bytes: int
     draft_time_share: float  # draft_s / wall_s
     quality: dict[str, float]  # mean score per metric
-    quality_delta: dict[str, dict[str, float]]  # metric -> {value, low, high, significant}
+    quality_delta: dict[str, dict[str, Any]]  # metric -> {value, low, high, significant, n}
+    # the settings the row ran with, so rows load into a data frame without the config:
+    # target, draft, k, temperature, top_k, top_p, max_new_tokens (this suite's), seed, dtype,
+    # chat_template, noise_mode, verify_backend
     divergence: dict[str, float]  # {"kl", "tv"}: per emitted token (see the module docstring)
 
 
@@ -100,10 +107,12 @@ class ResultsFile(TypedDict):
     interrupted_by: str | None  # the stop signal of an interrupted run: SIGINT, SIGTERM or SIGHUP
     environment: dict[str, Any]  # versions, device, CPU/GPU name, threads, git sha
     config: dict[str, Any]  # the effective run configuration (as `--print-config` shows it)
+    intervals: dict[str, Any]  # how intervals are computed: method, level, min_prompts, ...
     results: list[ResultRow]
 
 
 def make_results(config: dict[str, Any], environment: dict[str, Any], rows: list[ResultRow],
+                 intervals: dict[str, Any],
                  interrupted_by: str | None = None) -> ResultsFile:  # fmt: skip
     """A results document of the current schema version; `interrupted_by` names the stop
     signal of an interrupted run."""
@@ -115,6 +124,7 @@ def make_results(config: dict[str, Any], environment: dict[str, Any], rows: list
         "interrupted_by": interrupted_by,
         "environment": environment,
         "config": config,
+        "intervals": intervals,
         "results": rows,
     }
 

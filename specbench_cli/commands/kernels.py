@@ -17,11 +17,15 @@ from __future__ import annotations
 import os
 
 import typer
+from rich.console import Console
 from rich.table import Table
 
+from specbench_cli.choices import NOISE_MODES
 from specbench_cli.config import MAX_K
-from specbench_cli.console import out
+from specbench_cli.console import err, out
 from specbench_cli.errors import BadInput
+from specbench_cli.progress import open_progress
+from specbench_cli.tables import Column, fit, make_table, print_table
 
 MAX_BATCH = 4096
 MAX_VOCAB = 1 << 20  # the largest vocabularies in use are about 262k
@@ -88,6 +92,7 @@ def check(
     ),
     rows: int = typer.Option(1000, "--rows", help="Random rows per (strategy, mode, case, shape)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the input generator."),
+    wide: bool = typer.Option(False, "--wide", help="Every column, however wide."),
 ) -> None:
     """Compare every available backend with the reference on random and adversarial inputs."""
     from specbench_cli import kernel_checks, kernels
@@ -96,33 +101,55 @@ def check(
     _check_specs(specs)
     if rows < 1:
         raise BadInput(f"--rows must be >= 1, got {rows}")
-    backends = _backends_here(backend)
-    out.print(
-        f"cpu kernel: {'built' if kernels.cpu_kernel_available() else 'unavailable'}; "
-        f"cuda kernel: {'built' if kernels.cuda_kernel_available() else 'unavailable'}",
-        highlight=False,
-    )
-    table = Table(title="Kernel vs reference", title_justify="left")
-    for col in ("backend", "strategy", "mode", "rows", "token agree", "accepted agree",
-                "tolerated", "failed"):  # fmt: skip
-        table.add_column(col, justify="left" if col in ("backend", "strategy", "mode") else "right")
-    failed = False
-    for name in backends:
-        for spec in specs:
-            for mode in ("race", "icdf"):
-                s = kernel_checks.agreement(name, spec, mode, rows=rows, seed=seed)
-                bad = s.failed > 0 or s.tolerated * 10_000 > s.rows
-                failed |= bad
-                style = "red" if bad else None
-                table.add_row(
-                    name, spec, mode, str(s.rows), f"{s.token_rate:.6f}", f"{s.accept_rate:.6f}",
-                    str(s.tolerated), str(s.failed), style=style,
-                )  # fmt: skip
-    out.print(table)
+    results, failed = [], False
+    with open_progress(err) as progress:
+        progress.stage("building or loading the compiled kernels")
+        backends = _backends_here(backend)
+        progress.note(
+            f"cpu kernel: {'built' if kernels.cpu_kernel_available() else 'unavailable'}; "
+            f"cuda kernel: {'built' if kernels.cuda_kernel_available() else 'unavailable'}"
+        )
+        cases = [(name, spec, mode) for name in backends for spec in specs
+                 for mode in NOISE_MODES]  # fmt: skip
+        for done, (name, spec, mode) in enumerate(cases):
+            progress.advance(done, len(cases), f"{name} {spec} {mode} noise")
+            s = kernel_checks.agreement(name, spec, mode, rows=rows, seed=seed)
+            bad = s.failed > 0 or s.tolerated * 10_000 > s.rows
+            failed |= bad
+            results.append((name, spec, mode, s, bad))
+        progress.advance(len(cases), len(cases), "done")
+    print_agreement(results, out, wide)
     if failed:
         out.print("[red]FAIL[/red]: a backend disagrees with the reference beyond tolerance")
         raise typer.Exit(1)
     out.print("[green]OK[/green]: every backend agrees with the reference")
+
+
+def print_agreement(results: list, console: Console, wide: bool = False) -> None:
+    """The agreement table, fitted to the console: backend, strategy and mode never cut.
+    `results`: (backend, spec, mode, Agreement, failed) per line."""
+    backends = list(dict.fromkeys(r[0] for r in results))
+    columns = [
+        Column("backend", [r[0] for r in results], label=True),
+        Column("strategy", [r[1] for r in results], label=True),
+        Column("mode", [r[2] for r in results], label=True),
+        Column("rows", [str(r[3].rows) for r in results], right=True, drop=2),
+        Column("token agree", [f"{r[3].token_rate:.6f}" for r in results], right=True),
+        Column("accept agree", [f"{r[3].accept_rate:.6f}" for r in results], right=True),
+        Column("tolerated", [str(r[3].tolerated) for r in results], right=True),
+        Column("failed", [str(r[3].failed) for r in results], right=True),
+    ]
+    if len(backends) == 1:
+        columns = columns[1:]
+    dropped: list[str] = []
+    if not wide:
+        columns, dropped = fit(columns, console.width)
+    title = f"Kernel vs reference ({', '.join(backends)} backend{'s' * (len(backends) > 1)})"
+    table = make_table(columns, title, styles=["red" if r[4] else "" for r in results])
+    print_table(console, table, wide)
+    if dropped:
+        console.print(f"Not shown at this width: {', '.join(dropped)} (--wide shows every "
+                      "column).", highlight=False)  # fmt: skip
 
 
 @app.command("bench")

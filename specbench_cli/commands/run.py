@@ -78,6 +78,8 @@ def run(
         help="YAML file with the same settings; flags override it.")] = None,
     print_config: Annotated[bool, typer.Option(
         "--print-config", help="Print the effective configuration as YAML and exit.")] = False,
+    wide: Annotated[bool, typer.Option(
+        "--wide", help="Show every column and full labels, however wide the table gets.")] = False,
 ) -> None:
     """Run the baseline and the strategies over suites and print the results table."""
     from specbench_cli.config import build_config, to_yaml
@@ -97,30 +99,24 @@ def run(
         preflight(cfg)  # suites and models are checked as a run would, nothing is loaded
         out.print(to_yaml(cfg), end="", highlight=False, markup=False)
         return
-    _run(cfg)
+    _run(cfg, wide)
 
 
 run.__doc__ = (run.__doc__ or "") + "\n" + RUN_EXAMPLES
 
 
-def _run(cfg) -> None:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from specbench_cli.report import results_table
+def _run(cfg, wide: bool) -> None:
+    from specbench_cli.progress import open_progress
+    from specbench_cli.report import print_results
     from specbench_cli.runner import execute
 
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), console=err, transient=True) as bar:
-        task = bar.add_task("loading models", total=None)
-
-        def progress(done: int, total: int, what: str) -> None:
-            bar.update(task, completed=done, total=total, description=what)
-
+    with open_progress(err) as progress:
         outcome = execute(cfg, progress)
-    out.print(results_table(outcome.results))
+    print_results(outcome.results, wide=wide)
     folder = outcome.folder
-    err.print(f"results: {folder}/results.json, per-prompt records: {folder}/records.jsonl")
+    err.print(f"results: {folder}/results.json, per-prompt records: {folder}/records.jsonl",
+              highlight=False, soft_wrap=True)
     if outcome.stopped_by:
-        err.print(f"[yellow]interrupted by {outcome.stopped_by.name}[/yellow]: results cover "
-                  "the prompts that finished")
+        err.print(f"interrupted by {outcome.stopped_by.name}: the results cover the prompts "
+                  "that finished", highlight=False)
         raise typer.Exit(outcome.stopped_by.exit_code)
