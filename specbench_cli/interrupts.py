@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import signal
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from types import FrameType
+from typing import Any
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
@@ -43,26 +44,24 @@ def _raise(signum: int, frame: FrameType | None) -> None:
 
 
 @contextmanager
-def stop_signals_raise() -> Iterator[None]:
-    """Within the block, every stop signal raises `Interrupted` (main thread only)."""
-    previous = {sig: signal.signal(sig, _raise) for sig in STOP_SIGNALS}
+def _handling_stop_signals(handler: Any) -> Iterator[None]:
+    previous = {sig: signal.signal(sig, handler) for sig in STOP_SIGNALS}
     try:
         yield
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
-@contextmanager
-def stop_signals_ignored() -> Iterator[None]:
+def stop_signals_raise() -> AbstractContextManager[None]:
+    """Within the block, every stop signal raises `Interrupted` (main thread only)."""
+    return _handling_stop_signals(_raise)
+
+
+def stop_signals_ignored() -> AbstractContextManager[None]:
     """Within the block, stop signals are ignored: the results of an interrupted run are
     written even when a second Ctrl-C or SIGTERM follows the first."""
-    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in STOP_SIGNALS}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+    return _handling_stop_signals(signal.SIG_IGN)
 
 
 @contextmanager

@@ -119,3 +119,24 @@ def test_kernels_check_reports_progress(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "building or loading the compiled kernels" in result.stderr
     assert re.search(r"^\[100%\] 2/2, .* \| done$", result.stderr, re.M)
+
+
+def test_terminal_progress_shows_stages_counts_and_time_left():
+    import io
+    import time
+
+    from rich.console import Console
+
+    from specbench_cli.progress import open_progress
+
+    console = Console(file=io.StringIO(), force_terminal=True, width=100, color_system=None)
+    with open_progress(console) as progress:
+        progress.stage("loading target model default")
+        progress.bar.refresh()
+        progress.advance(0, 4, "s prompt 1/2 baseline")
+        time.sleep(0.05)
+        progress.advance(1, 4, "s prompt 1/2 sps", "12.0 tok/s")
+        progress.bar.refresh()
+    shown = console.file.getvalue()
+    assert "loading target model default" in shown and "0/?" not in shown
+    assert re.search(r"s prompt 1/2 sps .*1/4, 12.0 tok/s, 0:00 elapsed, ~0:00 left", shown)

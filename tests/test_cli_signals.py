@@ -74,6 +74,19 @@ def test_stop_signals_keep_finished_work(sig, tiny_target, long_suite, tmp_path)
     assert "interrupted" in stdout  # the table title says the results are partial
 
 
+def test_a_signal_while_models_load_leaves_nothing(tiny_target, long_suite, tmp_path):
+    out = tmp_path / "run"
+    proc = start_run(tiny_target, long_suite, out)
+    for line in proc.stderr:  # progress lines: the stderr of a subprocess is not a terminal
+        if line.startswith("loading target model"):
+            break
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 143, stderr
+    assert stderr.strip().splitlines()[-1] == "interrupted by SIGTERM"
+    assert "Traceback" not in stderr and not out.exists()
+
+
 def test_record_lines_are_written_whole_under_signals(tmp_path):
     """A process appending 1 MB records is stopped by SIGTERM at an arbitrary moment: every line
     in the file is a whole record."""

@@ -171,16 +171,8 @@ def bench(
 
     from specbench_cli import kernel_checks
 
-    if mode not in ("race", "icdf"):
-        raise BadInput(f"--mode must be race or icdf, got {mode!r}")
-    _check_specs(strategy)
-    for flag, values, most in (("-B", batch, MAX_BATCH), ("-k", draft_len, MAX_K),
-                               ("-V", vocab, MAX_VOCAB)):  # fmt: skip
-        if any(not 1 <= v <= most for v in values or []):
-            raise BadInput(f"{flag} values must be between 1 and {most}, got {values}")
-    for flag, value in (("--repeats", repeats), ("--threads", threads)):
-        if value < 0:
-            raise BadInput(f"{flag} must be >= 0 (0: automatic), got {value}")
+    _check_bench_args(mode, strategy, {"-B": batch, "-k": draft_len, "-V": vocab},
+                      {"--repeats": repeats, "--threads": threads})  # fmt: skip
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     if device not in ("cpu", "cuda") or (device == "cuda" and not torch.cuda.is_available()):
@@ -233,6 +225,21 @@ def bench(
         )
         for line in _gpu_goals(results):
             out.print(line, highlight=False)
+
+
+def _check_bench_args(mode: str, specs: list[str], sizes: dict[str, list[int] | None],
+                      counts: dict[str, int]) -> None:  # fmt: skip
+    """Bad input before any tensor is made: mode, specs, shape sizes in range, counts >= 0."""
+    if mode not in NOISE_MODES:
+        raise BadInput(f"--mode must be race or icdf, got {mode!r}")
+    _check_specs(specs)
+    most = {"-B": MAX_BATCH, "-k": MAX_K, "-V": MAX_VOCAB}
+    for flag, values in sizes.items():
+        if any(not 1 <= v <= most[flag] for v in values or []):
+            raise BadInput(f"{flag} values must be between 1 and {most[flag]}, got {values}")
+    for flag, value in counts.items():
+        if value < 0:
+            raise BadInput(f"{flag} must be >= 0 (0: automatic), got {value}")
 
 
 def _check_fits(B: int, k: int, V: int, device: str) -> None:

@@ -13,14 +13,22 @@ cheap.
 from __future__ import annotations
 
 from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from specbench_cli.registry import Registry
 
 if TYPE_CHECKING:
     from specbench_cli.results import PromptRecord
     from specbench_cli.suite_records import Prompt
-    from specbench_cli.suites import Suite
+
+
+class Suite(Protocol):
+    """What the scoring description reads of a `suites.Suite`."""
+
+    name: str
+    prompts: tuple[Prompt, ...]
+    scorer: str | None
+    total_prompts: int
 
 _SCORING = "specbench_cli.quality.scorers"
 SCORERS = Registry("scorer", {
