@@ -32,7 +32,7 @@ class RunConfig:
     drafter: str | None = None  # "model" | "ngram[:max_ngram=3,min_ngram=2]"; None -> by draft
     strategies: list[str] = field(default_factory=lambda: list(DEFAULT_STRATEGIES))
     suites: list[str] = field(default_factory=lambda: ["default"])
-    limit: int | None = None  # prompts per suite
+    limit: int | None = None  # the first N prompts of each category of each suite
     k: int = 4
     temperature: float = 1.0
     top_k: int = 0
@@ -70,7 +70,7 @@ FLAGS = {
     "backend": "--backend", "noise_mode": "--noise-mode", "warmup": "--warmup",
     "audit": "--audit", "output": "--output",
 }  # fmt: skip
-MAX_K = 64  # even at 98.5% acceptance per token a draft rarely survives past 64 tokens
+MAX_K = 64  # the expected accepted run a/(1-a) passes 64 only above 98.5% acceptance per token
 
 
 def load_yaml(path: Path) -> dict[str, Any]:

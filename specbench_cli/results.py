@@ -4,7 +4,8 @@ A run folder holds two files:
 - `records.jsonl`: one `PromptRecord` per line (prompt x strategy), appended as each finishes,
   so an interrupted run loses nothing that completed.
 - `results.json`: `ResultsFile`, the aggregates per strategy x drafter x suite, written
-  atomically (temp file + rename) at the end of a run, or for what finished on Ctrl-C.
+  atomically (temp file + rename) at the end of a run, or for what finished when a stop
+  signal (Ctrl-C, SIGTERM, SIGHUP) ended it.
 
 Conventions (docs/metrics.md has the full definitions):
 - `mean_accepted_tokens`: tokens emitted per target forward pass (accepted drafts + the one
