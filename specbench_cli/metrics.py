@@ -67,7 +67,7 @@ def paired_speedup_ci(strategy: list[PromptRecord], baseline: list[PromptRecord]
             return ((tok_s[idx].sum(1) / wall_s[idx].sum(1))
                     / (tok_b[idx].sum(1) / wall_b[idx].sum(1)))  # fmt: skip
 
-    interval = paired_interval(speedup, len(strategy))
+    interval = paired_interval(speedup, len(strategy), ratio=True)
     return [] if interval is None else [interval.low, interval.high]
 
 

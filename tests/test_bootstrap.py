@@ -57,7 +57,8 @@ def test_speedup_ratio_calls_about_5_percent_of_equal_speeds_different(n):
         def speedup(idx: np.ndarray, a=wall_a, b=wall_b) -> np.ndarray:
             return b[idx].sum(1) / a[idx].sum(1)  # the same tokens on both sides cancel
 
-        different += paired_interval(speedup, n, resamples=1000, seed=trial).excludes(1.0)
+        interval = paired_interval(speedup, n, ratio=True, resamples=1000, seed=trial)
+        different += interval.excludes(1.0)
     assert abs(different / TRIALS - NOMINAL) < 0.025
 
 
@@ -94,6 +95,17 @@ def test_constant_and_missing_differences():
         mean_difference([None], [1.0])
     with pytest.raises(ValueError, match="level"):
         mean_difference(list(range(6)), [0, 2, 1, 4, 3, 6], level=1.0)
+
+
+def test_ratio_intervals_are_made_on_the_log_scale():
+    rng = np.random.default_rng(5)
+    ratios = np.exp(rng.normal(0.0, 1.0, 6))  # very noisy: a plain interval would go below 0
+    interval = paired_interval(lambda idx: np.exp(np.log(ratios[idx]).mean(1)), 6, ratio=True)
+    log_interval = paired_interval(lambda idx: np.log(ratios[idx]).mean(1), 6)
+    assert 0 < interval.low < 1 < interval.high
+    assert (np.log(interval.low), np.log(interval.high)) == pytest.approx(
+        (log_interval.low, log_interval.high))
+    assert paired_interval(lambda idx: ratios[idx].mean(1) - 5.0, 6, ratio=True) is None
 
 
 def test_a_statistic_that_is_not_finite_gives_no_interval():

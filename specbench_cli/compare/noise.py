@@ -129,7 +129,8 @@ class PairedRecords:
 
         Each resample draws the same prompts from both runs, recomputes the row's aggregate in
         each (as results.py defines it: sums of tokens over sums of time, median TTFT) and takes
-        the change in percent; `bootstrap.paired_interval` turns those into the interval.
+        their ratio; `bootstrap.paired_interval` makes the interval of that ratio (on the log
+        scale), given here as a change in percent.
         """
         if metric not in STATISTICS:
             return None
@@ -137,12 +138,11 @@ class PairedRecords:
         statistic = STATISTICS[metric]
         base, cand = self.base.columns(key, prompts), self.cand.columns(key, prompts)
 
-        def change_pct(idx: np.ndarray) -> np.ndarray:  # idx [R, P] -> [R]
-            before, after = statistic(base, idx), statistic(cand, idx)
+        def after_over_before(idx: np.ndarray) -> np.ndarray:  # idx [R, P] -> [R]
             with np.errstate(divide="ignore", invalid="ignore"):
-                return 100.0 * (after - before) / np.abs(before)
+                return statistic(cand, idx) / statistic(base, idx)
 
-        interval = paired_interval(change_pct, len(prompts))
+        interval = paired_interval(after_over_before, len(prompts), ratio=True)
         if interval is None:  # too few paired prompts, or a zero time in a resample
             return None
-        return NoiseInterval(interval.low, interval.high, len(prompts))
+        return NoiseInterval(100.0 * (interval.low - 1), 100.0 * (interval.high - 1), len(prompts))
