@@ -71,10 +71,10 @@ def execute(cfg: RunConfig, progress: ProgressReport | None = None) -> RunOutcom
 
     progress = progress or NoProgress()
     suites, target_src, draft_src = preflight(cfg)
-    for suite in suites:
-        progress.note(describe_scoring(suite))
     folder = RunFolder.claim(cfg.output)
     try:
+        for suite in suites:
+            progress.note(describe_scoring(suite))
         models = load_models(cfg, target_src, draft_src, progress)
         return _execute(cfg, suites, models, folder, progress)
     except BaseException:

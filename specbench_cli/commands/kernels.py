@@ -61,14 +61,22 @@ def _check_specs(specs: list[str]) -> None:
             raise BadInput(f"--strategy {spec}: {exc}") from None
 
 
-def _backends_here(requested: list[str] | None) -> list[str]:
-    """The compiled backends to check: those requested (each must be available here), else
-    every one that builds here (at least one)."""
-    from specbench_cli import kernels
+def _check_requested_backends(requested: list[str] | None) -> None:
+    """Bad input found without building anything: unknown names, cuda without a device."""
+    import torch
 
     unknown = sorted(set(requested or []) - {"cpu", "cuda"})
     if unknown:
         raise BadInput(f"unknown backend(s) {unknown}: choose cpu or cuda")
+    if "cuda" in (requested or []) and not torch.cuda.is_available():
+        raise BadInput("--backend cuda: no CUDA device here")
+
+
+def _backends_here(requested: list[str] | None) -> list[str]:
+    """The compiled backends to check: those requested (each must be available here), else
+    every one that builds here (at least one). Builds the kernels on first use."""
+    from specbench_cli import kernels
+
     here = {"cpu": kernels.cpu_kernel_available(), "cuda": kernels.cuda_kernel_available()}
     missing = [b for b in requested or [] if not here[b]]
     if missing:
@@ -101,6 +109,7 @@ def check(
     _check_specs(specs)
     if rows < 1:
         raise BadInput(f"--rows must be >= 1, got {rows}")
+    _check_requested_backends(backend)
     results, failed = [], False
     with open_progress(err) as progress:
         progress.stage("building or loading the compiled kernels")
