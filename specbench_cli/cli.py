@@ -17,7 +17,8 @@ from specbench_cli.commands import suites as suites_cmd
 from specbench_cli.commands.compare import compare as compare_cmd
 from specbench_cli.commands.run import run as run_cmd
 from specbench_cli.commands.strategies import strategies as strategies_cmd
-from specbench_cli.errors import SpecbenchError
+from specbench_cli.errors import EXIT_BAD_INPUT, SpecbenchError, shorten
+from specbench_cli.interrupts import Interrupted, stop_signals_raise
 
 app = typer.Typer(
     name="specbench",
@@ -25,6 +26,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    rich_markup_mode=None,  # click's plain help: fits 80 columns, no `<bool>` on flags
 )
 app.command("run")(run_cmd)
 app.command("strategies")(strategies_cmd)
@@ -43,9 +45,14 @@ def _root(
 
 
 def main() -> None:
-    """Entry point: one-line errors with exit code 2, tracebacks only with SPECBENCH_DEBUG=1."""
+    """Entry point: one-line errors with exit code 2, tracebacks only with SPECBENCH_DEBUG=1;
+    a stop signal (Ctrl-C, SIGTERM, SIGHUP) is one line and exit code 128 + its number."""
     try:
-        rc = app(standalone_mode=False)  # returns the exit code of typer.Exit in this mode
+        with stop_signals_raise():
+            rc = app(standalone_mode=False)  # returns the exit code of typer.Exit in this mode
+    except Interrupted as exc:
+        print(f"interrupted by {exc.name}", file=sys.stderr)
+        sys.exit(exc.exit_code)
     except SpecbenchError as exc:
         if os.environ.get("SPECBENCH_DEBUG"):
             raise
@@ -53,6 +60,12 @@ def main() -> None:
         sys.exit(exc.exit_code)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
+    except OSError as exc:  # a file-system refusal no command anticipated: still one line
+        if os.environ.get("SPECBENCH_DEBUG"):
+            raise
+        where = f"{shorten(str(exc.filename))}: " if exc.filename else ""
+        print(f"Error: {where}{exc.strerror or exc}", file=sys.stderr)
+        sys.exit(EXIT_BAD_INPUT)
     except typer.Abort:
         print("Aborted.", file=sys.stderr)
         sys.exit(130)

@@ -8,6 +8,11 @@ before any model loads: a bad value is a one-line `BadInput`.
 from __future__ import annotations
 
 import dataclasses
+import json
+import math
+import os
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,7 +20,7 @@ from typing import Any
 import yaml
 
 from specbench_cli.choices import BACKENDS, DTYPES, ENGINES, NOISE_MODES
-from specbench_cli.errors import BadInput
+from specbench_cli.errors import BadInput, shorten
 
 DEFAULT_STRATEGIES = ("sps", "tas", "cactus")
 
@@ -27,7 +32,7 @@ class RunConfig:
     drafter: str | None = None  # "model" | "ngram[:max_ngram=3,min_ngram=2]"; None -> by draft
     strategies: list[str] = field(default_factory=lambda: list(DEFAULT_STRATEGIES))
     suites: list[str] = field(default_factory=lambda: ["default"])
-    limit: int | None = None  # prompts per suite
+    limit: int | None = None  # the first N prompts of each category of each suite
     k: int = 4
     temperature: float = 1.0
     top_k: int = 0
@@ -61,22 +66,37 @@ class RunConfig:
 
 
 FIELDS = {f.name for f in dataclasses.fields(RunConfig)}
+# Every setting and the flag that sets it (the YAML key is the field name).
+FLAGS = {
+    "target": "--target", "draft": "--draft", "drafter": "--drafter",
+    "strategies": "--strategy", "suites": "--suite", "limit": "--limit", "k": "--k",
+    "temperature": "--temperature", "top_k": "--top-k", "top_p": "--top-p",
+    "max_new_tokens": "--max-new-tokens", "seed": "--seed", "dtype": "--dtype",
+    "trust_remote_code": "--trust-remote-code", "chat_template": "--chat-template",
+    "backend": "--backend", "noise_mode": "--noise-mode", "warmup": "--warmup",
+    "audit": "--audit", "output": "--output", "server": "--server",
+    "baseline_server": "--baseline-server", "engine": "--engine",
+    "concurrency": "--concurrency",
+}  # fmt: skip
+MAX_K = 64  # the expected accepted run a/(1-a) passes 64 only above 98.5% acceptance per token
 
 
 def load_yaml(path: Path) -> dict[str, Any]:
+    from specbench_cli.registry import did_you_mean
     from specbench_cli.yaml_file import read_yaml
 
     data = read_yaml(path, f"--config {path}") or {}
     if not isinstance(data, dict):
         raise BadInput(f"{path}: expected a mapping of settings at the top level")
-    unknown = sorted(set(data) - FIELDS)
+    unknown = sorted((str(key) for key in set(data) - FIELDS), key=str)
     if unknown:
         known = ", ".join(sorted(FIELDS))
-        raise BadInput(f"{path}: unknown setting {unknown[0]!r} (settings: {known})")
+        raise BadInput(f"{path}: unknown setting {unknown[0]!r}{did_you_mean(unknown[0], FIELDS)} "
+                       f"(settings: {known})")  # fmt: skip
     if "strategies" in data:
         data["strategies"] = [_strategy_entry(path, s) for s in _as_list(data["strategies"])]
     if "suites" in data:
-        data["suites"] = [str(s) for s in _as_list(data["suites"])]
+        data["suites"] = _as_list(data["suites"])
     return data
 
 
@@ -84,13 +104,13 @@ def _as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 
 
-def _strategy_entry(path: Path, entry: Any) -> str:
+def _strategy_entry(path: Path, entry: Any) -> Any:
     """YAML strategies are `name`, `name:key=value` or {name: ..., key: value} mappings."""
-    if isinstance(entry, str):
-        return entry
     if isinstance(entry, dict) and "name" in entry:
         params = ",".join(f"{k}={v}" for k, v in entry.items() if k != "name")
         return f"{entry['name']}:{params}" if params else str(entry["name"])
+    if isinstance(entry, str):
+        return entry
     raise BadInput(f"{path}: strategy entries must be 'name:key=value' or a mapping with 'name'")
 
 
@@ -102,32 +122,60 @@ def build_config(yaml_path: Path | None, overrides: dict[str, Any]) -> RunConfig
     values.update({k: v for k, v in overrides.items() if v is not None and v != []})
     if values.get("server") and "strategies" not in values:
         values["strategies"] = []  # the engine's speculation replaces in-process strategies
-    try:
-        cfg = RunConfig(**values)
-    except TypeError as exc:
-        raise BadInput(f"bad configuration: {exc}") from None
+    check_types(values)
+    cfg = RunConfig(**values)
     validate(cfg)
     return cfg
 
 
+def check_types(values: dict[str, Any]) -> None:
+    """Each value has its field's type (a YAML `k: true` is not the integer 1): BadInput
+    naming the flag otherwise."""
+    hints = typing.get_type_hints(RunConfig)
+    for key, value in values.items():
+        hint = hints[key]
+        kinds = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+        if not any(_has_type(value, kind) for kind in kinds):
+            wanted = " or ".join(_TYPE_WORDS[kind] for kind in kinds if kind is not type(None))
+            raise BadInput(f"{FLAGS[key]} expects {wanted}, got {_shown(value)}")
+        if float in kinds and isinstance(value, int):
+            values[key] = float(value)  # YAML `temperature: 1`
+
+
+_TYPE_WORDS = {int: "an integer", float: "a number", str: "text", bool: "true or false",
+               list[str]: "a list of text"}  # fmt: skip
+
+
+def _has_type(value: Any, kind: Any) -> bool:
+    if kind is type(None):
+        return value is None
+    if kind is bool:
+        return isinstance(value, bool)
+    if kind is float:
+        return _num(value)
+    if kind is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind is str:
+        return isinstance(value, str)
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)  # list[str]
+
+
+def _shown(value: Any) -> str:
+    return shorten(json.dumps(value, default=str), 60)
+
+
 def validate(cfg: RunConfig) -> None:
     """Value checks that need no model; raise BadInput with the flag name."""
-    from specbench_cli.drafters import parse_drafter_spec
-    from specbench_cli.strategies import parse_strategy_spec
-
     checks = [
-        (isinstance(cfg.k, int) and cfg.k >= 1, f"--k must be an integer >= 1 (got {cfg.k})"),
-        (_num(cfg.temperature) and cfg.temperature >= 0,
-         f"--temperature must be >= 0 (got {cfg.temperature})"),
-        (_num(cfg.top_p) and 0 < cfg.top_p <= 1, f"--top-p must be in (0, 1] (got {cfg.top_p})"),
-        (isinstance(cfg.top_k, int) and cfg.top_k >= 0, f"--top-k must be >= 0 (got {cfg.top_k})"),
-        (cfg.max_new_tokens is None or (isinstance(cfg.max_new_tokens, int)
-                                        and cfg.max_new_tokens >= 1),
+        (1 <= cfg.k <= MAX_K, f"--k must be between 1 and {MAX_K} (got {cfg.k})"),
+        (math.isfinite(cfg.temperature) and cfg.temperature >= 0,
+         f"--temperature must be a finite number >= 0 (got {cfg.temperature})"),
+        (0 < cfg.top_p <= 1, f"--top-p must be in (0, 1] (got {cfg.top_p})"),
+        (cfg.top_k >= 0, f"--top-k must be >= 0 (got {cfg.top_k})"),
+        (cfg.max_new_tokens is None or cfg.max_new_tokens >= 1,
          f"--max-new-tokens must be >= 1 (got {cfg.max_new_tokens})"),
-        (cfg.limit is None or (isinstance(cfg.limit, int) and cfg.limit >= 1),
-         f"--limit must be >= 1 (got {cfg.limit})"),
-        (isinstance(cfg.warmup, int) and cfg.warmup >= 0,
-         f"warmup must be >= 0 (got {cfg.warmup})"),
+        (cfg.limit is None or cfg.limit >= 1, f"--limit must be >= 1 (got {cfg.limit})"),
+        (cfg.warmup >= 0, f"--warmup must be >= 0 (got {cfg.warmup})"),
         (cfg.dtype in DTYPES, f"--dtype must be one of {', '.join(DTYPES)} (got {cfg.dtype})"),
         (cfg.backend in BACKENDS,
          f"--backend must be one of {', '.join(BACKENDS)} (got {cfg.backend})"),
@@ -135,26 +183,49 @@ def validate(cfg: RunConfig) -> None:
          f"--noise-mode must be one of {', '.join(NOISE_MODES)} (got {cfg.noise_mode})"),
         (bool(cfg.strategies) or bool(cfg.server), "at least one --strategy is needed"),
         (bool(cfg.suites), "at least one --suite is needed"),
-        (isinstance(cfg.concurrency, int) and not isinstance(cfg.concurrency, bool)
-         and cfg.concurrency >= 1,
-         f"--concurrency must be an integer >= 1 (got {cfg.concurrency})"),
+        (
+            isinstance(cfg.concurrency, int)
+            and not isinstance(cfg.concurrency, bool)
+            and cfg.concurrency >= 1,
+            f"--concurrency must be an integer >= 1 (got {cfg.concurrency})",
+        ),
     ]
     for ok, message in checks:
         if not ok:
             raise BadInput(message)
-    if cfg.output is not None and Path(cfg.output).exists() and not Path(cfg.output).is_dir():
-        raise BadInput(f"--output {cfg.output}: exists and is a file, not a folder")
+    if cfg.output is not None:
+        check_output(cfg.output)
     if cfg.server or cfg.baseline_server or cfg.engine or cfg.concurrency != 1:
         _validate_server(cfg)
         return
+    _check_strategies(cfg)
+    _check_drafter(cfg)
+    if cfg.backend == "cuda":
+        _check_cuda()
+
+
+def _check_strategies(cfg: RunConfig) -> None:
+    from specbench_cli.strategies import parse_strategy_spec
+
     labels = []
     for spec in cfg.strategies:
         try:
-            labels.append(parse_strategy_spec(spec).label)
+            strategy = parse_strategy_spec(spec)
         except ValueError as exc:
             raise BadInput(f"--strategy {spec}: {exc}") from None
+        if strategy.NEEDS_GREEDY_SAMPLING and cfg.temperature > 0:
+            raise BadInput(
+                f"--strategy {spec} verifies by argmax, which matches only greedy decoding: it "
+                f"needs --temperature 0 (got {cfg.temperature}); at T > 0 use sps"
+            )
+        labels.append(strategy.label)
     if len(set(labels)) != len(labels):
         raise BadInput(f"--strategy given twice with the same settings: {labels}")
+
+
+def _check_drafter(cfg: RunConfig) -> None:
+    from specbench_cli.drafters import parse_drafter_spec
+
     try:
         drafter, _ = parse_drafter_spec(cfg.effective_drafter())
     except ValueError as exc:
@@ -166,8 +237,11 @@ def validate(cfg: RunConfig) -> None:
 def _validate_server(cfg: RunConfig) -> None:
     """Settings of a run against a serving engine; the servers themselves are checked later."""
     if not cfg.server:
-        given = "--baseline-server" if cfg.baseline_server else (
-            "--engine" if cfg.engine else "--concurrency")
+        given = (
+            "--baseline-server"
+            if cfg.baseline_server
+            else ("--engine" if cfg.engine else "--concurrency")
+        )
         raise BadInput(f"{given} needs --server URL")
     if cfg.engine not in ENGINES:
         raise BadInput(f"--server needs --engine, one of {', '.join(ENGINES)} (got {cfg.engine})")
@@ -176,12 +250,17 @@ def _validate_server(cfg: RunConfig) -> None:
             raise BadInput(f"{flag} {url}: expected an http:// or https:// URL")
     if cfg.baseline_server and cfg.baseline_server.rstrip("/") == cfg.server.rstrip("/"):
         raise BadInput("--baseline-server must be another server than --server")
-    in_process = (("--strategy", cfg.strategies), ("--draft", cfg.draft),
-                  ("--drafter", cfg.drafter))
+    in_process = (
+        ("--strategy", cfg.strategies),
+        ("--draft", cfg.draft),
+        ("--drafter", cfg.drafter),
+    )
     for flag, value in in_process:
         if value:
-            raise BadInput(f"{flag} applies to in-process runs; with --server the engine's own "
-                           "speculation runs, as its flags set it")
+            raise BadInput(
+                f"{flag} applies to in-process runs; with --server the engine's own "
+                "speculation runs, as its flags set it"
+            )
 
 
 def _http_url(url: Any) -> bool:
@@ -189,6 +268,30 @@ def _http_url(url: Any) -> bool:
 
     parts = urlsplit(url) if isinstance(url, str) else None
     return bool(parts and parts.scheme in ("http", "https") and parts.netloc)
+
+
+def _check_cuda() -> None:
+    import torch
+
+    if not torch.cuda.is_available():
+        raise BadInput("--backend cuda: no CUDA device here (use auto, torch or cpu)")
+
+
+def check_output(output: str) -> None:
+    """Bad input when the run folder can obviously not be made: a file in its place or in its
+    path, or a name the file system refuses. (Creating it is left to the run.)"""
+    path = Path(output)
+    try:
+        if path.exists() and not path.is_dir():
+            raise BadInput(f"--output {output}: exists and is a file, not a folder")
+        parent = next((p for p in path.absolute().parents if p.exists()), None)
+        if parent is not None and not parent.is_dir():
+            raise BadInput(f"--output {output}: {parent} is a file, not a folder")
+        os.stat(path)  # a name too long for the file system fails here
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        raise BadInput(f"--output {shorten(output)}: {exc.strerror or exc}") from None
 
 
 def _num(value: Any) -> bool:

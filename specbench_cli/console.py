@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
+
 from rich.console import Console
 
-# Results tables are wide; when stdout is a file or a pipe (CI logs), do not fold them to 80.
+# Results tables fit the terminal; when stdout is a file or a pipe (CI logs) they get 200
+# columns, or the width $COLUMNS asks for.
 out = Console()
-if not out.is_terminal:
+if not out.is_terminal and not os.environ.get("COLUMNS", "").isdigit():
     out = Console(width=200)
 err = Console(stderr=True)
 

@@ -22,3 +22,8 @@ class BadInput(SpecbenchError):
 
 class ModelLoadError(SpecbenchError):
     """A target or draft model could not be found or loaded."""
+
+
+def shorten(text: str, width: int = 80) -> str:
+    """`text` cut to `width` characters with an ellipsis, for names quoted in one-line errors."""
+    return text if len(text) <= width else text[: width - 3] + "..."

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from specbench_cli.bootstrap import mean_difference, paired_bootstrap
+from specbench_cli.bootstrap import mean_difference, paired_interval
 from specbench_cli.results import BASELINE, PromptRecord, ResultRow
 
 
@@ -58,19 +58,21 @@ def tokens_per_second(records: list[PromptRecord]) -> float:
 
 
 def paired_speedup_ci(strategy: list[PromptRecord], baseline: list[PromptRecord]) -> list[float]:
-    """95% paired bootstrap interval of the speedup (sum tokens / sum time of the strategy over
-    the same of the baseline) over prompts, `strategy[i]` paired with `baseline[i]`."""
-    if len(strategy) < 2:
-        return []
+    """95% interval of the speedup (sum tokens / sum time of the strategy over the same of the
+    baseline) over prompts, `strategy[i]` paired with `baseline[i]`; `[]` below the minimum
+    number of prompts (bootstrap.py)."""
     tok_s, wall_s, tok_b, wall_b = (
         np.array([r[key] for r in side], dtype=float)
         for side in (strategy, baseline) for key in ("new_tokens", "wall_s")
     )  # fmt: skip
 
     def speedup(idx: np.ndarray) -> np.ndarray:
-        return (tok_s[idx].sum(1) / wall_s[idx].sum(1)) / (tok_b[idx].sum(1) / wall_b[idx].sum(1))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return ((tok_s[idx].sum(1) / wall_s[idx].sum(1))
+                    / (tok_b[idx].sum(1) / wall_b[idx].sum(1)))  # fmt: skip
 
-    return list(paired_bootstrap(speedup, len(strategy)))
+    interval = paired_interval(speedup, len(strategy), ratio=True)
+    return [] if interval is None else [interval.low, interval.high]
 
 
 def aggregate(
@@ -116,6 +118,7 @@ def aggregate(
             "baseline_tokens_per_second": base_tps,
             "speedup": tps / base_tps if base_tps else None,
             "speedup_ci": [] if strategy == BASELINE else paired_speedup_ci(paired, base_paired),
+            "num_paired": len(paired),
             "mean_accepted_tokens": counts["mean_accepted_tokens"],
             "acceptance_rate": counts["acceptance_rate"],
             "per_position_acceptance": counts["per_position_acceptance"]
@@ -173,18 +176,20 @@ def _quality(records: list[PromptRecord]) -> dict[str, float]:
 
 def _quality_delta(
     records: list[PromptRecord], baseline: dict[str, PromptRecord]
-) -> dict[str, dict[str, float]]:
-    """Strategy minus baseline per metric, 95% paired bootstrap over prompts (same prompts,
-    same seeds). `significant` is 1.0 when the interval excludes zero."""
+) -> dict[str, dict[str, Any]]:
+    """Strategy minus baseline per metric over the prompts scored on both (same prompts, same
+    seeds): `{value, low, high, significant, n}`; `low` and `high` are None below the minimum
+    number of prompts, and `significant` (the interval excludes 0) is then false."""
     metrics = sorted({m for r in records for m in (r.get("scores") or {})})
-    out: dict[str, dict[str, float]] = {}
+    out: dict[str, dict[str, Any]] = {}
     for metric in metrics:
         base = [(baseline[r["prompt_id"]].get("scores") or {}).get(metric) for r in records]
         mine = [(r.get("scores") or {}).get(metric) for r in records]
         try:
-            delta, low, high = mean_difference(base, mine)
+            delta, n, interval = mean_difference(base, mine)
         except ValueError:  # no prompt scored on both sides
             continue
-        out[metric] = {"value": delta, "low": low, "high": high,
-                       "significant": float(low > 0 or high < 0)}
+        out[metric] = {"value": delta, "low": interval.low if interval else None,
+                       "high": interval.high if interval else None,
+                       "significant": bool(interval and interval.excludes(0.0)), "n": n}
     return out

@@ -16,11 +16,12 @@ import hashlib
 import importlib.util
 import os
 import re
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from specbench_cli.errors import ModelLoadError
+from specbench_cli.errors import ModelLoadError, shorten
 from specbench_cli.paths import cache_dir
 
 DEFAULT_MODEL = "default"
@@ -54,18 +55,51 @@ def check_spec(spec: str, role: str = "target") -> ModelSource:
     """Resolve a model spec without loading weights; raise a one-line error if it cannot work."""
     if spec == DEFAULT_MODEL:
         return ModelSource("gguf", str(default_gguf_path()), spec)
+    shown = shorten(spec)
     path = Path(spec).expanduser()
-    if path.is_file():
+    try:
+        is_file, is_dir = path.is_file(), path.is_dir()
+        if is_dir and not (path / "config.json").is_file():
+            raise ModelLoadError(f"--{role} {shown}: folder has no config.json, not a model folder")
+    except OSError as exc:  # e.g. a name longer than the file system allows
+        raise ModelLoadError(f"--{role} {shown}: {exc.strerror or exc}") from None
+    if is_file:
         if path.suffix != ".gguf":
-            raise ModelLoadError(f"--{role} {spec}: a file must be a .gguf model")
+            raise ModelLoadError(f"--{role} {shown}: a file must be a .gguf model")
+        check_gguf(path, f"--{role} {shown}")
         return ModelSource("gguf", str(path), spec)
-    if path.is_dir():
-        if not (path / "config.json").is_file():
-            raise ModelLoadError(f"--{role} {spec}: folder has no config.json, not a model folder")
+    if is_dir:
         return ModelSource("folder", str(path), spec)
     if spec.endswith(".gguf") or spec.startswith((".", "/", "~")) or not _HUB_ID.match(spec):
-        raise ModelLoadError(f"--{role} {spec}: no such file or folder")
+        raise ModelLoadError(f"--{role} {shown}: no such file or folder")
     return ModelSource("hub", _cached_hub_folder(spec, role), spec)
+
+
+def check_gguf(path: Path, shown: str) -> None:
+    """A one-line error unless `path` is a readable GGUF file: its magic bytes, and for a file
+    not converted yet the header and tensor table the gguf reader checks against the file size
+    (a cut-off download fails here, before anything is loaded)."""
+    try:
+        with path.open("rb") as f:
+            magic = f.read(4)
+    except OSError as exc:
+        raise ModelLoadError(f"{shown}: cannot read ({exc.strerror or exc})") from None
+    if magic != b"GGUF":
+        raise ModelLoadError(f"{shown}: not a GGUF file (it does not start with the GGUF magic)")
+    if (_gguf_cache_folder(path) / "model.safetensors").is_file():
+        return
+    try:
+        import gguf
+
+        gguf.GGUFReader(str(path))
+    except Exception as exc:  # the reader raises whatever its parsing hits on a corrupt file
+        raise ModelLoadError(f"{shown}: truncated or corrupt GGUF file ({_first_line(exc)})") \
+            from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return (text.splitlines()[0] if text else type(exc).__name__)[:200]
 
 
 def _cached_hub_folder(repo_id: str, role: str) -> str:
@@ -99,11 +133,26 @@ def convert_gguf(gguf: Path) -> Path:
     folder = _gguf_cache_folder(gguf)
     if (folder / "model.safetensors").is_file():
         return folder
+    tmp = folder.with_name(folder.name + f".tmp{os.getpid()}")
+    try:
+        _convert_into(gguf, tmp)
+    except BaseException as exc:  # a failed or interrupted conversion leaves no half folder
+        shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(exc, Exception):
+            raise ModelLoadError(f"cannot convert {gguf}: {_first_line(exc)}") from None
+        raise
+    try:
+        os.replace(tmp, folder)
+    except OSError:  # another process finished the same conversion first
+        shutil.rmtree(tmp, ignore_errors=True)
+    return folder
+
+
+def _convert_into(gguf: Path, tmp: Path) -> None:
     import torch
     from safetensors.torch import save_file
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    tmp = folder.with_name(folder.name + f".tmp{os.getpid()}")
     tmp.mkdir(parents=True, exist_ok=True)
     model = AutoModelForCausalLM.from_pretrained(
         str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32
@@ -116,13 +165,6 @@ def convert_gguf(gguf: Path) -> Path:
     model.config.save_pretrained(tmp)
     model.generation_config.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
-    try:
-        os.replace(tmp, folder)
-    except OSError:  # another process finished the same conversion first
-        import shutil
-
-        shutil.rmtree(tmp, ignore_errors=True)
-    return folder
 
 
 @dataclass

@@ -24,39 +24,55 @@ def run_prompt(c: Contender, suite: str, prompt: Prompt, tokenizer: Any, cfg: Ru
     record: PromptRecord = {
         "suite": suite, "prompt_id": prompt.id, "category": prompt.category or suite,
         "strategy": c.label, "drafter": c.drafter, "status": "ok", "error": None,
-        "output_token_ids": [], "output_text": [], "new_tokens": 0, "wall_s": 0.0,
-        "draft_s": 0.0, "verify_s": 0.0, "ttft_s": 0.0, "target_forward_passes": 0,
-        "accepted_lengths": [], "drafted_lengths": [], "kl_sum": 0.0, "tv_sum": 0.0,
-        "drafted_positions": 0,
+        "output_token_ids": [], "output_text": [], "new_tokens": 0, "prompt_tokens": 0,
+        "max_new_tokens": max_new, "truncated": False, "wall_s": 0.0, "draft_s": 0.0,
+        "verify_s": 0.0, "ttft_s": 0.0, "target_forward_passes": 0, "accepted_lengths": [],
+        "drafted_lengths": [], "kl_sum": 0.0, "tv_sum": 0.0, "drafted_positions": 0,
+        "turns": [],
     }
     with PeakMemory(c.engine.device) as peak:
         for turn, text in enumerate(prompt.turns):
             messages.append({"role": "user", "content": text})
             ids = encode(tokenizer, messages, cfg.chat_template)
             seed = prompt_seed(cfg.seed, suite, prompt.id, turn)
-            out: list[int] = []
-            for step in c.engine.generate(ids, max_new, seed):
-                record["wall_s"] += step.step_s
-                if step.prefill:
-                    if turn == 0:
-                        record["ttft_s"] = step.step_s
-                else:
-                    record["accepted_lengths"].append(step.accepted)
-                    record["drafted_lengths"].append(step.drafted)
-                record["target_forward_passes"] += 1
-                record["draft_s"] += step.draft_s
-                record["verify_s"] += step.target_s + step.verify_s
-                record["kl_sum"] += step.kl
-                record["tv_sum"] += step.tv
-                record["drafted_positions"] += step.audited
-                out.extend(step.tokens)
+            out, timing = _decode_turn(c, ids, max_new, seed, record)
             answer = tokenizer.decode(out, skip_special_tokens=True)
             messages.append({"role": "assistant", "content": answer})
+            truncated = len(out) >= max_new and out[-1] not in c.engine.eos_ids
+            record["turns"].append({"prompt_tokens": len(ids), "new_tokens": len(out),
+                                    "truncated": truncated, **timing})  # fmt: skip
             record["output_token_ids"].extend(out)
             record["output_text"].append(answer)
             record["new_tokens"] += len(out)
+            record["prompt_tokens"] += len(ids)
+            record["truncated"] |= truncated
+            if turn == 0:
+                record["ttft_s"] = timing["ttft_s"]
     record["peak_memory_bytes"] = peak.bytes
     return record
+
+
+def _decode_turn(c: Contender, ids: list[int], max_new: int, seed: int,
+                 record: PromptRecord) -> tuple[list[int], dict[str, float]]:  # fmt: skip
+    """Decode one turn, adding its step counts to `record`; (tokens, the turn's timings)."""
+    out: list[int] = []
+    timing = {"wall_s": 0.0, "ttft_s": 0.0}
+    for step in c.engine.generate(ids, max_new, seed):
+        timing["wall_s"] += step.step_s
+        if step.prefill:
+            timing["ttft_s"] = step.step_s
+        else:
+            record["accepted_lengths"].append(step.accepted)
+            record["drafted_lengths"].append(step.drafted)
+        record["wall_s"] += step.step_s
+        record["target_forward_passes"] += 1
+        record["draft_s"] += step.draft_s
+        record["verify_s"] += step.target_s + step.verify_s
+        record["kl_sum"] += step.kl
+        record["tv_sum"] += step.tv
+        record["drafted_positions"] += step.audited
+        out.extend(step.tokens)
+    return out, timing
 
 
 def failed_record(c: Contender, suite: str, prompt: Prompt, exc: BaseException) -> PromptRecord:

@@ -1,12 +1,21 @@
-"""Rich tables for one results file; presentation only (the numbers come from metrics.py)."""
+"""The results table of one run; presentation only (the numbers come from metrics.py).
+
+Designed for 80 columns first: strategy labels with parameters become short labels (`cactus[1]`)
+with a legend below the table when the full ones do not fit, and optional columns are dropped
+by priority (`tables.fit`); speedup, tok/step, accept and the quality change always stay.
+`--wide` shows every column with full labels.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from rich.table import Table
+from rich.console import Console
 
 from specbench_cli.results import BASELINE
+from specbench_cli.tables import Column, fit, make_table, print_table, width_of
+
+POSITIONS_SHOWN = 8  # per-position acceptance: the first positions, then an ellipsis
 
 
 def _pct(x: float | None) -> str:
@@ -21,84 +30,184 @@ def _num(x: Any, fmt: str) -> str:
 def _speedup(row: dict[str, Any]) -> str:
     if row["strategy"] == BASELINE:
         return "1.00x"
-    return "-" if row.get("speedup") is None else f"{row['speedup']:.2f}x"
+    return _num(row.get("speedup"), ".2f") + ("" if row.get("speedup") is None else "x")
 
 
-def _ci(row: dict[str, Any]) -> str:
+def _speedup_ci(row: dict[str, Any]) -> str:
+    if row["strategy"] == BASELINE or row.get("speedup") is None:
+        return "-"
     ci = row.get("speedup_ci") or []
-    return f"{ci[0]:.2f}-{ci[1]:.2f}" if len(ci) == 2 else "-"
+    return f"{ci[0]:.2f}-{ci[1]:.2f}" if len(ci) == 2 else f"n={row.get('num_paired', '?')}<5"
 
 
-def _divergence(row: dict[str, Any]) -> tuple[str, str]:
-    div = row.get("divergence") or {}
-    kl, tv = div.get("kl", 0.0), div.get("tv", 0.0)
-    kl_text = "inf" if kl in ("inf", float("inf")) else _num(kl, ".3f")
-    return kl_text, _num(tv, ".3f")
+def _kl(row: dict[str, Any]) -> str:
+    kl = (row.get("divergence") or {}).get("kl", 0.0)
+    return "inf" if kl in ("inf", float("inf")) else _num(kl, ".3f")
 
 
-def _quality(row: dict[str, Any]) -> str:
-    """Each metric's mean; for strategies its delta against the baseline, * = CI excludes 0."""
+def _positions(row: dict[str, Any]) -> str:
+    values = [f"{100 * a:.0f}" for a in row.get("per_position_acceptance") or []]
+    if len(values) > POSITIONS_SHOWN:
+        return " ".join(values[:POSITIONS_SHOWN]) + f" … ({len(values)})"
+    return " ".join(values) or "-"
+
+
+def _quality(row: dict[str, Any]) -> tuple[str, str]:
+    """(values, intervals), one line per metric: the baseline's mean score, or a strategy's
+    change from the baseline with * when its interval excludes 0."""
     if row["strategy"] == BASELINE:
-        return "\n".join(f"{m} {v:.3g}" for m, v in (row.get("quality") or {}).items()) or "-"
-    lines = []
+        lines = [f"{m} {v:#.3g}" for m, v in (row.get("quality") or {}).items()]
+        return "\n".join(lines) or "-", "\n".join("" for _ in lines) or "-"
+    values, intervals = [], []
     for metric, d in (row.get("quality_delta") or {}).items():
-        star = "*" if d.get("significant") else ""
-        lines.append(f"{metric} {d['value']:+.3g} [{d['low']:+.3g}, {d['high']:+.3g}]{star}")
-    return "\n".join(lines) or "-"
+        values.append(f"{metric} {d['value']:+#.3g}{'*' if d.get('significant') else ''}")
+        low, high = d.get("low"), d.get("high")
+        intervals.append(f"n={d.get('n', '?')}<5" if low is None
+                         else f"[{low:+#.3g}, {high:+#.3g}]")  # fmt: skip
+    return "\n".join(values) or "-", "\n".join(intervals) or "-"
 
 
-def _title(data: dict[str, Any]) -> str:
+def short_labels(labels: list[str]) -> dict[str, str]:
+    """`name[i]` for every label with parameters (numbered in order), the rest unchanged."""
+    short, n = {}, 0
+    for label in dict.fromkeys(labels):
+        if ":" in label:
+            n += 1
+            short[label] = f"{label.partition(':')[0]}[{n}]"
+        else:
+            short[label] = label
+    return short
+
+
+def _columns(rows: list[dict[str, Any]], names: dict[str, str], suites: bool) -> list[Column]:
+    def col(header: str, cells: list[str], **kw: Any) -> Column:
+        return Column(header, cells, **kw)
+
+    quality = [_quality(r) for r in rows]
+    columns = [
+        col("strategy", [names[r["strategy"]] for r in rows], label=True),
+        col("n", [str(r["num_prompts"]) + (f" ({r['num_failed']} failed)" if r["num_failed"]
+                                            else "") for r in rows], right=True, drop=5),
+        col("tok/s", [f"{r['tokens_per_second']:.1f}" for r in rows], right=True, drop=4),
+        col("speedup", [_speedup(r) for r in rows], right=True),
+        col("95% CI", [_speedup_ci(r) for r in rows], right=True, drop=3),
+        col("tok/step", [_num(r["mean_accepted_tokens"], ".2f") for r in rows], right=True),
+        col("accept", [_pct(r["acceptance_rate"]) for r in rows], right=True),
+        col("by position %", [_positions(r) for r in rows], drop=8),
+        col("KL", [_kl(r) for r in rows], right=True, drop=6),
+        col("TV", [_num((r.get("divergence") or {}).get("tv", 0.0), ".3f") for r in rows],
+            right=True, drop=7),
+        col("quality (Δ)", [q[0] for q in quality]),
+        col("quality 95% CI", [q[1] for q in quality], drop=2),
+    ]  # fmt: skip
+    if suites:
+        labels = [r["suite"] + (f"/{r['category']}" if r.get("category") else "") for r in rows]
+        columns.insert(0, col("suite", labels, label=True))
+    if not any(r.get("quality") or r.get("quality_delta") for r in rows):
+        columns = [c for c in columns if not c.header.startswith("quality")]
+    return columns
+
+
+def _layout(rows: list[dict[str, Any]], width: int | None,
+            suites: bool) -> tuple[list[Column], list[str], dict[str, str]]:  # fmt: skip
+    """(columns, dropped headers, label legend): full labels when they fit as well as short
+    ones, else short labels; `width` None shows everything."""
+    full = {r["strategy"]: r["strategy"] for r in rows}
+    if width is None:
+        return _columns(rows, full, suites), [], {}
+    short = short_labels([r["strategy"] for r in rows])
+    shown, dropped = fit(_columns(rows, full, suites), width)
+    if not dropped and width_of(shown) <= width or short == full:
+        return shown, dropped, {}
+    shown_short, dropped_short = fit(_columns(rows, short, suites), width)
+    if len(dropped_short) < len(dropped) or width_of(shown) > width:
+        legend = {s: label for label, s in short.items() if s != label}
+        return shown_short, dropped_short, legend
+    return shown, dropped, {}
+
+
+def _title(data: dict[str, Any], suites: list[str]) -> str:
     cfg = data["config"]
     if cfg.get("server"):
         server = data.get("environment", {}).get("server") or {}
-        what = (f"{cfg['engine']} server {cfg['server']}, model {server.get('model')}, "
-                f"T={cfg['temperature']}, concurrency {cfg.get('concurrency', 1)}")
+        title = (f"specbench: {cfg['engine']} server {cfg['server']}, model "
+                 f"{server.get('model')}, T={cfg['temperature']}, concurrency "
+                 f"{cfg.get('concurrency', 1)}")
     else:
-        what = (f"target {cfg['target']}, drafter {cfg['drafter']}, k={cfg['k']}, "
-                f"T={cfg['temperature']}, {cfg.get('noise_mode', 'race')} noise")
-    partial = " (interrupted: partial results)" if data.get("status") == "interrupted" else ""
-    return f"specbench: {what}{partial}"
+        title = (f"specbench: target {cfg['target']}, drafter {cfg['drafter']}, k={cfg['k']}, "
+                 f"T={cfg['temperature']}, {cfg.get('noise_mode', 'race')} noise")
+    if len(suites) == 1:
+        title += f", suite {suites[0]}"
+    if data.get("status") == "interrupted":
+        title += f" (interrupted by {data.get('interrupted_by') or 'a signal'}: partial results)"
+    return title
 
 
-def results_table(data: dict[str, Any]) -> Table:
-    title = _title(data)
-    table = Table(title=title, title_justify="left")
-    for name in ("suite", "strategy", "n", "tok/s", "speedup", "95% CI", "mean acc. tokens",
-                 "accept", "by position %", "KL", "TV", "quality Δ [95% CI]"):
-        numeric = name not in ("suite", "strategy", "by position %", "quality Δ [95% CI]")
-        table.add_column(name, justify="right" if numeric else "left",
-                         no_wrap=name in ("speedup", "95% CI"))
-    for row in data["results"]:
-        suite = row["suite"] + (f"/{row['category']}" if row.get("category") else "")
-        n = str(row["num_prompts"]) + (f" ({row['num_failed']} failed)"
-                                       if row["num_failed"] else "")
-        per_pos = " ".join(f"{100 * a:.0f}" for a in row.get("per_position_acceptance") or [])
-        kl, tv = _divergence(row)
-        table.add_row(suite, row["strategy"], n, f"{row['tokens_per_second']:.1f}",
-                      _speedup(row), _ci(row), _num(row["mean_accepted_tokens"], ".2f"),
-                      _pct(row["acceptance_rate"]), per_pos or "-", kl, tv, _quality(row))
-    table.caption = ("speedup: vs the baseline of this run (95% CI: paired bootstrap over "
-                     "prompts). mean acc. tokens: mean accepted tokens = tokens per target forward "
-                     "pass, the bonus or correction token included. -: not available (nothing "
-                     "drafted, or not reported by the serving engine). "
-                     "accept: accepted/drafted. KL, TV: per emitted token, exact output law "
-                     "vs the target's. quality: baseline mean; strategies: delta vs baseline, "
-                     "* = 95% CI excludes 0.")
-    return table
+def _notes(rows: list[dict[str, Any]], headers: set[str], legend: dict[str, str],
+           dropped: list[str], data: dict[str, Any]) -> list[str]:  # fmt: skip
+    notes = [f"{s} = {label}" for s, label in legend.items()]
+    meaning = {
+        "speedup": "speedup: tokens/s over the baseline's, same run, same prompts",
+        "tok/step": "tok/step: tokens per target forward pass (mean_accepted_tokens: accepted "
+                    "drafts + the correction or bonus token)",
+        "accept": "accept: accepted / drafted tokens",
+        "KL": "KL, TV: divergence of the emitted law from the target's, per token",
+        "quality (Δ)": "quality (Δ): the baseline's mean score; other rows: the change from the "
+                       "baseline, * where its 95% CI excludes 0",
+    }  # fmt: skip
+    notes.append("; ".join(text for header, text in meaning.items() if header in headers) + ".")
+    paired = [r.get("num_paired", r["num_prompts"]) for r in rows if r["strategy"] != BASELINE]
+    method = (data.get("intervals") or {})
+    if paired and method:
+        n = f"{min(paired)}" if min(paired) == max(paired) else f"{min(paired)}-{max(paired)}"
+        notes.append(f"95% CI: {method['method']}, over n = {n} paired prompts per row; rows "
+                     f"with fewer than {method['min_prompts']} get none.")
+    if dropped:
+        notes.append(f"Not shown at this width: {', '.join(dropped)} (--wide shows every "
+                     "column).")
+    return notes
 
 
-def latency_table(data: dict[str, Any]) -> Table:
-    """TTFT, TPOT and end-to-end latency percentiles of the rows that carry them."""
-    table = Table(title="latency (seconds; percentiles over prompts)", title_justify="left")
-    for name in ("suite", "strategy", "n", "TTFT p50", "p90", "p99", "TPOT p50", "p90", "p99",
-                 "e2e p50", "p90", "p99"):  # fmt: skip
-        table.add_column(name, justify="left" if name in ("suite", "strategy") else "right")
-    for row in data["results"]:
-        latency = row.get("latency")
-        if latency is None:
-            continue
-        cells = [_num((latency.get(m) or {}).get(p), ".4f" if m == "tpot_s" else ".3f")
-                 for m in ("ttft_s", "tpot_s", "e2e_s") for p in ("p50", "p90", "p99")]
-        suite = row["suite"] + (f"/{row['category']}" if row.get("category") else "")
-        table.add_row(suite, row["strategy"], str(row["num_prompts"]), *cells)
-    return table
+def results_report(data: dict[str, Any], width: int | None) -> tuple[Any, list[str]]:
+    """(table, notes below it) of a results file for a console `width` columns wide (None: every
+    column and full labels)."""
+    rows = data["results"]
+    suites = list(dict.fromkeys(r["suite"] + (f"/{r['category']}" if r.get("category") else "")
+                                for r in rows))  # fmt: skip
+    columns, dropped, legend = _layout(rows, width, len(suites) > 1)
+    table = make_table(columns, _title(data, suites))
+    return table, _notes(rows, {c.header for c in columns}, legend, dropped, data)
+
+
+def print_results(data: dict[str, Any], console: Console | None = None,
+                  wide: bool = False) -> None:  # fmt: skip
+    """The results table and its notes, fitted to the console (every column with `wide`)."""
+    from specbench_cli.console import out
+
+    console = console or out
+    table, notes = results_report(data, None if wide else console.width)
+    print_table(console, table, wide)
+    for note in notes:
+        console.print(note, highlight=False, markup=False)
+    if any(row.get("latency") for row in data["results"]):
+        console.print(latency_table(data))
+
+
+def latency_table(data: dict[str, Any]) -> Any:
+    """TTFT, TPOT and end-to-end latency percentiles (seconds) of the rows that carry them."""
+    rows = [r for r in data["results"] if r.get("latency")]
+    columns = [
+        Column(
+            "suite",
+            [r["suite"] + (f"/{r['category']}" if r.get("category") else "") for r in rows],
+            label=True,
+        ),
+        Column("strategy", [r["strategy"] for r in rows], label=True),
+        Column("n", [str(r["num_prompts"]) for r in rows], right=True),
+    ]
+    for metric, name, fmt in (("ttft_s", "TTFT", ".3f"), ("tpot_s", "TPOT", ".4f"),
+                              ("e2e_s", "e2e", ".3f")):  # fmt: skip
+        for p in ("p50", "p90", "p99"):
+            cells = [_num((r["latency"].get(metric) or {}).get(p), fmt) for r in rows]
+            columns.append(Column(f"{name} {p}" if p == "p50" else p, cells, right=True))
+    return make_table(columns, "latency (seconds; percentiles over prompts)")

@@ -4,7 +4,8 @@ A run folder holds two files:
 - `records.jsonl`: one `PromptRecord` per line (prompt x strategy), appended as each finishes,
   so an interrupted run loses nothing that completed.
 - `results.json`: `ResultsFile`, the aggregates per strategy x drafter x suite, written
-  atomically (temp file + rename) at the end of a run, or for what finished on Ctrl-C.
+  atomically (temp file + rename) at the end of a run, or for what finished when a stop
+  signal (Ctrl-C, SIGTERM, SIGHUP) ended it.
 
 Conventions (docs/metrics.md has the full definitions):
 - `mean_accepted_tokens`: tokens emitted per target forward pass (accepted drafts + the one
@@ -30,7 +31,7 @@ from pathlib import Path
 from typing import Any, TypedDict
 
 from specbench_cli import __version__
-from specbench_cli.errors import BadInput
+from specbench_cli.errors import BadInput, shorten
 
 SCHEMA_VERSION = 1
 RESULTS_NAME = "results.json"
@@ -49,6 +50,10 @@ class PromptRecord(TypedDict, total=False):
     output_token_ids: list[int]  # all turns concatenated
     output_text: list[str]  # one string per turn
     new_tokens: int
+    prompt_tokens: int  # model input tokens over all turns (each turn: the conversation so far)
+    max_new_tokens: int  # the token budget of each turn
+    truncated: bool  # some turn stopped at the budget, not at an end-of-sequence token
+    turns: list[dict[str, Any]]  # per turn: prompt_tokens, new_tokens, truncated, wall_s, ttft_s
     wall_s: float  # decoding time, prefill included, warm-up excluded
     draft_s: float  # time inside the drafter
     verify_s: float  # time in target forward passes + acceptance
@@ -81,7 +86,8 @@ class ResultRow(TypedDict, total=False):
     tokens_per_second: float
     baseline_tokens_per_second: float | None  # None without a baseline (server runs)
     speedup: float | None
-    speedup_ci: list[float]  # 95% paired bootstrap over prompts [low, high]
+    speedup_ci: list[float]  # 95% interval over prompts [low, high]; [] below the minimum n
+    num_paired: int  # prompts finished by this contender and the baseline (speedup's n)
     mean_accepted_tokens: float
     acceptance_rate: float | None  # None for the baseline (nothing drafted)
     per_position_acceptance: list[float]
@@ -90,7 +96,10 @@ class ResultRow(TypedDict, total=False):
     peak_memory_bytes: int
     draft_time_share: float  # draft_s / wall_s
     quality: dict[str, float]  # mean score per metric
-    quality_delta: dict[str, dict[str, float]]  # metric -> {value, low, high, significant}
+    quality_delta: dict[str, dict[str, Any]]  # metric -> {value, low, high, significant, n}
+    # the settings the row ran with, so rows load into a data frame without the config:
+    # target, draft, k, temperature, top_k, top_p, max_new_tokens (this suite's), seed, dtype,
+    # chat_template, noise_mode, verify_backend
     divergence: dict[str, float]  # {"kl", "tv"}: per emitted token (see the module docstring)
     latency: dict[str, Any]  # server runs: {ttft_s, tpot_s, e2e_s} -> {p50, p90, p99}
 
@@ -99,45 +108,52 @@ class ResultsFile(TypedDict):
     schema_version: int
     specbench_version: str
     created: str  # ISO 8601, UTC
-    status: str  # "complete" | "interrupted" (Ctrl-C: rows cover the prompts that finished)
+    status: str  # "complete" | "interrupted" (a stop signal: rows cover the prompts that finished)
+    interrupted_by: str | None  # the stop signal of an interrupted run: SIGINT, SIGTERM or SIGHUP
     environment: dict[str, Any]  # versions, device, CPU/GPU name, threads, git sha
     config: dict[str, Any]  # the effective run configuration (as `--print-config` shows it)
+    intervals: dict[str, Any]  # how intervals are computed: method, level, min_prompts, ...
     results: list[ResultRow]
 
 
 def make_results(config: dict[str, Any], environment: dict[str, Any], rows: list[ResultRow],
-                 status: str) -> ResultsFile:  # fmt: skip
-    """A results document of the current schema version."""
+                 intervals: dict[str, Any],
+                 interrupted_by: str | None = None) -> ResultsFile:  # fmt: skip
+    """A results document of the current schema version; `interrupted_by` names the stop
+    signal of an interrupted run."""
     return {
         "schema_version": SCHEMA_VERSION,
         "specbench_version": __version__,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "status": status,
+        "status": "interrupted" if interrupted_by else "complete",
+        "interrupted_by": interrupted_by,
         "environment": environment,
         "config": config,
+        "intervals": intervals,
         "results": rows,
     }
 
 
-def _finite(value: Any) -> Any:
+def json_safe(value: Any) -> Any:
     """JSON has no infinities: an infinite KL (mass where q = 0) is written as the string "inf"."""
     if isinstance(value, float) and value != value:
         return None
     if isinstance(value, float) and value in (float("inf"), float("-inf")):
         return "inf" if value > 0 else "-inf"
     if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
+        return {k: json_safe(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_finite(v) for v in value]
+        return [json_safe(v) for v in value]
     return value
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
     """Write JSON so a reader never sees a truncated file: temp file in the same folder, rename."""
-    data = _finite(data)
+    data = json_safe(data)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; a results file is shared like any
         with os.fdopen(fd, "w") as f:
             json.dump(data, f, indent=2, allow_nan=False)
             f.write("\n")
@@ -149,13 +165,22 @@ def write_json_atomic(path: Path, data: Any) -> None:
         raise
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def resolve_results_path(path: str | Path) -> Path:
     """A results file, or a run folder that contains one."""
     p = Path(path)
-    if p.is_dir():
-        p = p / RESULTS_NAME
-    if not p.is_file():
-        raise BadInput(f"no results file at {path}")
+    try:
+        if p.is_dir():
+            p = p / RESULTS_NAME
+        if not p.is_file():
+            raise BadInput(f"no results file at {shorten(str(path))}")
+    except OSError as exc:  # e.g. a name longer than the file system allows
+        raise BadInput(f"{shorten(str(path))}: {exc.strerror or exc}") from None
     return p
 
 
@@ -168,11 +193,11 @@ def read_results(path: str | Path) -> ResultsFile:
         raise BadInput(f"{p}: not valid JSON ({exc})") from None
     if not isinstance(data, dict) or "schema_version" not in data:
         raise BadInput(f"{p}: not a specbench results file (no schema_version)")
-    if data["schema_version"] != SCHEMA_VERSION:
-        raise BadInput(
-            f"{p}: schema_version {data['schema_version']} is not supported "
-            f"(this specbench reads {SCHEMA_VERSION})"
-        )
+    version = data["schema_version"]
+    if type(version) is not int or version != SCHEMA_VERSION:  # noqa: E721 (true == 1)
+        kind = "" if type(version) is int else f" (a {type(version).__name__})"  # noqa: E721
+        raise BadInput(f"{p}: schema_version {json.dumps(version)}{kind} is not supported: "
+                       f"this specbench reads the integer {SCHEMA_VERSION}")  # fmt: skip
     if not isinstance(data.get("results"), list):
         raise BadInput(f"{p}: 'results' is missing or not a list")
     return data  # type: ignore[return-value]

@@ -1,18 +1,30 @@
 """A run folder: `records.jsonl` appended as each prompt finishes, `results.json` at the end.
 
-The records file is the run's source of truth: each line is written and fsynced as soon as a
-prompt x contender finishes, and the results are aggregated from what the file holds, so an
-interruption at any moment leaves a folder whose results describe exactly its records.
+The records file is the run's source of truth: each line is written whole (stop signals held
+back while it is written, the file cut back if a write fails) and fsynced as soon as a prompt x
+contender finishes, and the results are aggregated from what the file holds, so an interruption
+at any moment leaves a folder whose results describe exactly its records.
+
+A run claims its folder with an exclusive lock (`flock` on `.specbench.lock`, held until the
+run ends and released by the kernel if the process dies), so two runs started at once with the
+same `--output` cannot both write it: the second one is bad input before any model loads. A
+folder that already holds a run, finished, interrupted or killed, is refused with a description
+of what it holds.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import shutil
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
-from specbench_cli.errors import BadInput
+from specbench_cli.errors import BadInput, SpecbenchError
+from specbench_cli.interrupts import Interrupted, signals_deferred
 from specbench_cli.results import (
     RECORDS_NAME,
     RESULTS_NAME,
@@ -22,21 +34,52 @@ from specbench_cli.results import (
     write_json_atomic,
 )
 
+LOCK_NAME = ".specbench.lock"
+
+
+@dataclass
+class RunOutcome:
+    """What a finished (or stopped) run leaves: its folder and the results written there."""
+
+    folder: Path
+    results: ResultsFile
+    stopped_by: Interrupted | None  # the stop signal that ended decoding early, if any
+
 
 class RunFolder:
-    def __init__(self, path: Path) -> None:
+    """A claimed run folder; `release()` (or the end of the process) frees it."""
+
+    def __init__(self, path: Path, lock_fd: int, created: bool) -> None:
         self.path = path
+        self._lock_fd: int | None = lock_fd
+        self._created = created  # this run made the folder: it may remove it if nothing ran
 
     @classmethod
     def claim(cls, output: str | None) -> RunFolder:
-        """The folder for a new run (`runs/<timestamp>` by default); one that already holds a
-        run is bad input."""
+        """Create (or open) and lock the folder for a new run (`runs/<timestamp>` by default).
+        Another run holding it, or a run already in it, is bad input."""
         out = Path(output) if output else Path("runs") / datetime.now().strftime("%Y%m%d-%H%M%S")
-        if (out / RECORDS_NAME).exists():
-            raise BadInput(f"--output {out}: already holds a run (records.jsonl); "
-                           "choose a new folder")  # fmt: skip
-        out.mkdir(parents=True, exist_ok=True)
-        return cls(out)
+        try:
+            created = not out.exists()
+            out.mkdir(parents=True, exist_ok=True)
+            fd = os.open(out / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o666)
+        except OSError as exc:
+            raise BadInput(f"--output {out}: cannot create the run folder "
+                           f"({exc.strerror or exc})") from None  # fmt: skip
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 32).decode(errors="replace").strip() or "?"
+            os.close(fd)
+            raise BadInput(f"--output {out}: another specbench run (pid {holder}) is writing "
+                           "to this folder now; choose a new folder") from None  # fmt: skip
+        folder = cls(out, fd, created)
+        if previous := describe_previous_run(out):
+            folder.release()
+            raise BadInput(f"--output {out}: {previous}; choose a new folder")
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        return folder
 
     @property
     def records_path(self) -> Path:
@@ -47,13 +90,71 @@ class RunFolder:
         return self.path / RESULTS_NAME
 
     def append(self, record: PromptRecord) -> None:
-        with self.records_path.open("a") as f:
-            f.write(json.dumps(record) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
+        """Append one record line, whole or not at all, and fsync it."""
+        line = (json.dumps(record) + "\n").encode()
+        with signals_deferred():
+            fd = os.open(self.records_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+            start = os.fstat(fd).st_size
+            try:
+                view = memoryview(line)
+                while view:
+                    view = view[os.write(fd, view):]
+                os.fsync(fd)
+            except OSError as exc:
+                os.ftruncate(fd, start)  # no partial line for a later reader to trip on
+                raise SpecbenchError(f"{self.records_path}: cannot write a record "
+                                     f"({exc.strerror or exc})") from None  # fmt: skip
+            finally:
+                os.close(fd)
 
     def records(self) -> list[PromptRecord]:
         return read_records(self.path)
 
     def write_results(self, data: ResultsFile) -> None:
         write_json_atomic(self.results_path, data)
+
+    def release(self) -> None:
+        """Free the folder for other runs (the lock file stays: removing it could let two
+        later runs lock two different files)."""
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    def discard_if_unused(self) -> None:
+        """After a run that recorded nothing (it failed or was stopped while loading): remove
+        the folder if this run created it, so no empty run folders pile up."""
+        if self._created and not self.records_path.exists() and not self.results_path.exists():
+            if {p.name for p in self.path.iterdir()} <= {LOCK_NAME}:
+                shutil.rmtree(self.path, ignore_errors=True)
+
+
+def describe_previous_run(folder: Path) -> str | None:
+    """What an earlier run left in `folder`, in words; None when it holds no run."""
+    records = folder / RECORDS_NAME
+    results = folder / RESULTS_NAME
+    count = _count_lines(records)
+    if results.exists():
+        status = _results_status(results)
+        if status == "complete":
+            return f"already holds a finished run ({RESULTS_NAME}, {count} records)"
+        return (f"already holds an interrupted run ({count} records; {RESULTS_NAME} status "
+                f"{status!r})")  # fmt: skip
+    if records.exists():
+        return (f"holds an unfinished run: {count} records and no {RESULTS_NAME} (the process "
+                "was killed before it could write its results)")  # fmt: skip
+    return None
+
+
+def _count_lines(path: Path) -> int:
+    try:
+        with path.open("rb") as f:
+            return sum(1 for line in f if line.endswith(b"\n"))
+    except OSError:
+        return 0
+
+
+def _results_status(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text()).get("status", "unknown")
+    except (OSError, ValueError, AttributeError):
+        return "unreadable"

@@ -31,7 +31,7 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-from specbench_cli.errors import BadInput
+from specbench_cli.errors import BadInput, shorten
 from specbench_cli.registry import did_you_mean
 from specbench_cli.suite_records import FORMATS, Prompt, parse_record
 
@@ -44,6 +44,7 @@ class Suite:
     max_new_tokens: int | None  # suite default; the CLI flag overrides
     source: str  # file path or "bundled:<name>"
     description: str = ""
+    total_prompts: int = 0  # prompts in the file, before --limit
 
 
 @dataclass(frozen=True)
@@ -77,7 +78,8 @@ def bundled_suites() -> list[str]:
 
 
 def load_suite(spec: str, limit: int | None = None) -> Suite:
-    """Load a bundled suite by name or a suite file by path; keep the first `limit` prompts.
+    """Load a bundled suite by name or a suite file by path; keep the first `limit` prompts of
+    each category (`limit_prompts`).
 
     A bundled name wins over a file of the same name in the working directory.
     """
@@ -89,6 +91,12 @@ def load_suite(spec: str, limit: int | None = None) -> Suite:
         suite = replace(suite, source=f"bundled:{spec}")
     else:
         path = Path(spec).expanduser()
+        try:
+            path.stat()
+        except FileNotFoundError:
+            pass
+        except OSError as exc:  # e.g. a name longer than the file system allows
+            raise BadInput(f"suite {shorten(spec)}: {exc.strerror or exc}") from None
         if not path.exists():
             if path.suffix or "/" in spec or "\\" in spec:
                 raise BadInput(f"suite file not found: {spec}")
@@ -99,7 +107,20 @@ def load_suite(spec: str, limit: int | None = None) -> Suite:
         if path.is_dir():
             raise BadInput(f"suite path is a directory, not a file: {spec}")
         suite = _load_path(path, shown=spec)
-    return suite if limit is None else replace(suite, prompts=suite.prompts[:limit])
+    return suite if limit is None else replace(suite, prompts=limit_prompts(suite.prompts, limit))
+
+
+def limit_prompts(prompts: tuple[Prompt, ...], limit: int) -> tuple[Prompt, ...]:
+    """The first `limit` prompts of each category, in file order, so a subset of a
+    multi-category suite (Spec-Bench) keeps every category; of a one-category suite, the first
+    `limit` prompts."""
+    kept: dict[str | None, int] = {}
+    out = []
+    for prompt in prompts:
+        if kept.get(prompt.category, 0) < limit:
+            kept[prompt.category] = kept.get(prompt.category, 0) + 1
+            out.append(prompt)
+    return tuple(out)
 
 
 # --------------------------------------------------------------------------- headers
@@ -253,6 +274,7 @@ def _build(header: SuiteHeader | None, path: Path, shown: str, source: str, stem
         max_new_tokens=header.max_new_tokens if header else None,
         source=source,
         description=header.description if header else "",
+        total_prompts=len(prompts),
     )
 
 

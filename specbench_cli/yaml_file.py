@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from specbench_cli.errors import BadInput
+from specbench_cli.errors import BadInput, shorten
 
 
 def read_yaml(path: Path, shown: str | None = None) -> Any:
@@ -13,7 +13,7 @@ def read_yaml(path: Path, shown: str | None = None) -> Any:
     `BadInput` naming the file (and the line, when the parser knows it)."""
     import yaml
 
-    shown = shown or str(path)
+    shown = shorten(shown or str(path))
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:

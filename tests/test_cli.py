@@ -134,7 +134,7 @@ def test_run_writes_results_and_records(tmp_path, tiny_target, tiny_draft, suite
         r["output_token_ids"] for r in records]
     # an output folder that already holds a run is refused, nothing is overwritten
     assert_bad_input(run_cli("run", "--target", str(tiny_target), "--suite", str(suite_file),
-                             "--output", str(out)), "already holds a run")
+                             "--output", str(out)), "already holds a finished run")
 
 
 def test_failed_prompt_is_recorded_and_run_goes_on(tmp_path):

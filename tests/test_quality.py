@@ -1,14 +1,12 @@
-"""Scorers on hand-made cases with known answers, HumanEval checks, and the paired bootstrap.
+"""Scorers on hand-made cases with known answers, and HumanEval checks.
 
 Run: .venv/bin/python -m pytest tests/test_quality.py -q
 """
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
-from specbench_cli.bootstrap import mean_difference
 from specbench_cli.quality import SCORERS, get_scorer, score_outputs
 from specbench_cli.quality.code import check_completion, extract_completion
 from specbench_cli.quality.scorers import gold_number, last_number, normalize_answer
@@ -138,49 +136,3 @@ def test_humaneval_hostile_completion_fails(humaneval):
     hostile = "    import os\n    os.fork()\n    return x + y\n"
     assert get_scorer("humaneval")(prompt, [hostile]) == {"pass@1": 0.0}
     assert get_scorer("humaneval")(prompt, ["    return x + y\n"]) == {"pass@1": 1.0}
-
-
-# --------------------------------------------------------------------------- bootstrap
-
-
-def test_bootstrap_identical_and_shifted():
-    rng = np.random.default_rng(1)
-    a = rng.normal(size=200)
-    assert mean_difference(a, a) == (0.0, 0.0, 0.0)
-    delta, low, high = mean_difference(a, a + 0.25)
-    assert (delta, low, high) == pytest.approx((0.25, 0.25, 0.25))
-    binary = [0, 1] * 50
-    assert mean_difference(binary, binary) == (0.0, 0.0, 0.0)
-
-
-def test_bootstrap_known_mean_difference_and_determinism():
-    a = [0.0] * 100
-    b = [1.0] * 30 + [0.0] * 70  # mean difference 0.3, standard error about 0.046
-    delta, low, high = mean_difference(a, b, resamples=5000, seed=3)
-    assert delta == pytest.approx(0.3)
-    assert 0.19 < low < 0.3 < high < 0.41
-    assert mean_difference(a, b, resamples=5000, seed=3) == (delta, low, high)
-    _, low90, high90 = mean_difference(a, b, resamples=5000, seed=3, confidence=0.9)
-    assert low < low90 and high90 < high
-
-
-def test_bootstrap_coverage():
-    """About 95% of intervals contain the true mean difference (here 0.5)."""
-    rng = np.random.default_rng(0)
-    trials, hits = 300, 0
-    for _ in range(trials):
-        a = rng.normal(0.0, 1.0, size=40)
-        b = a + 0.5 + rng.normal(0.0, 1.0, size=40)
-        _, low, high = mean_difference(a, b, resamples=2000, seed=int(rng.integers(1 << 30)))
-        hits += low <= 0.5 <= high
-    assert 0.90 <= hits / trials <= 0.99
-
-
-def test_bootstrap_missing_values_and_errors():
-    assert mean_difference([1.0, None, 2.0], [1.0, 5.0, float("nan")]) == (0.0, 0.0, 0.0)
-    with pytest.raises(ValueError, match="equal lengths"):
-        mean_difference([1.0], [1.0, 2.0])
-    with pytest.raises(ValueError, match="no pair"):
-        mean_difference([None], [1.0])
-    with pytest.raises(ValueError, match="confidence"):
-        mean_difference([1.0, 2.0], [1.0, 3.0], confidence=1.0)

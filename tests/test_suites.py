@@ -110,6 +110,14 @@ def test_template_wraps_the_first_turn_and_keeps_the_raw_stub():
     assert load_suite("qa").prompts[0].turns[0].endswith("in a few words.")
 
 
+def test_limit_keeps_the_first_prompts_of_each_category(tmp_path):
+    rows = [{"question_id": i, "category": ["writing", "qa", "math_reasoning"][i % 3],
+             "turns": [f"q{i}"]} for i in range(12)]
+    suite = load_suite(str(_write_jsonl(tmp_path / "sb.jsonl", rows)), limit=2)
+    assert [p.id for p in suite.prompts] == ["0", "1", "2", "3", "4", "5"]
+    assert suite.total_prompts == 12
+
+
 def test_limit_keeps_the_first_prompts():
     assert [p.id for p in load_suite("math", limit=3).prompts] == ["math-01", "math-02", "math-03"]
     with pytest.raises(BadInput, match="--limit"):
@@ -126,7 +134,8 @@ def test_plain_jsonl(tmp_path):
     )  # blank lines skipped
     suite = load_suite(str(path))
     assert suite == Suite(
-        "mine", (Prompt("a", ("Hi",)), Prompt("2", ("Yo",))), None, None, str(path)
+        "mine", (Prompt("a", ("Hi",)), Prompt("2", ("Yo",))), None, None, str(path),
+        total_prompts=2,
     )
     assert load_suite(str(path), limit=1).prompts == (Prompt("a", ("Hi",)),)
 

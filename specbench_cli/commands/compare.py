@@ -14,12 +14,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 from rich.text import Text
 
 from specbench_cli.console import err, out, warn
 from specbench_cli.errors import EXIT_REGRESSION
+from specbench_cli.tables import Column, fit, make_table, natural_width, print_table, width_of
 
 if TYPE_CHECKING:
     from specbench_cli.compare import MetricChange, Verdict
@@ -59,6 +60,7 @@ PathsArg = Annotated[
     typer.Argument(
         help="Results files or run folders: the baseline first, then one or more candidates.",
         show_default=False,
+        metavar="RESULTS",
     ),
 ]
 ThresholdOpt = Annotated[
@@ -104,6 +106,7 @@ STATUS_STYLE = {
     "within noise": "dim",
     "same": "",
     "n/a": "dim",
+    "missing": "bold red",
 }
 
 
@@ -161,7 +164,8 @@ def table_lines(verdict: Verdict) -> list[tuple[list[str], str]]:
 def verdict_line(verdict: Verdict) -> str:
     """One line: regression (with what failed), pass against the gates, or comparison only."""
     if verdict.failures:
-        return f"regression ({len(verdict.failures)} beyond threshold): " + "; ".join(
+        failed = len(verdict.failures)
+        return f"regression ({failed} gate{'s' if failed > 1 else ''} failed): " + "; ".join(
             verdict.failures
         )
     if verdict.thresholds:
@@ -170,18 +174,69 @@ def verdict_line(verdict: Verdict) -> str:
     return "no thresholds given: comparison only"
 
 
-def render_table(verdict: Verdict) -> None:
-    """A rich table on stdout, one section per row, coloured by status; then the verdict."""
-    title = f"{verdict.baseline} (baseline) vs {', '.join(verdict.candidates)}"
-    table = Table(title=title, title_justify="left")
-    for header in HEADERS:
-        table.add_column(header, justify="left" if header in ("row", "metric") else "right")
-    for cells, status in table_lines(verdict):
-        if cells[0] and table.row_count:
-            table.add_section()
-        table.add_row(*(Text(cell) for cell in cells), style=STATUS_STYLE[status])
-    out.print(table)
-    out.print(Text(verdict_line(verdict), style="bold red" if verdict.failures else "bold"))
+def _short_metric(metric: str) -> str:
+    """`accept@N` for `per_position_acceptance.N` (narrow tables; a note names the metric)."""
+    family, _, position = metric.partition(".")
+    return f"accept@{position}" if family == "per_position_acceptance" else metric
+
+
+def _columns(lines: list[tuple[list[str], str]], with_row: bool, short: bool) -> list[Column]:
+    """The table's columns: labels (row, metric) never cut; the noise interval optional."""
+    cells = list(zip(*(line for line, _ in lines), strict=True)) or [()] * len(HEADERS)
+    metric = [_short_metric(m) for m in cells[1]] if short else list(cells[1])
+    columns = [Column("row", list(cells[0]), label=True), Column("metric", metric, label=True)]
+    columns += [Column(header, list(col), right=True, drop=2 if header.startswith("noise") else 0)
+                for header, col in zip(HEADERS[2:], cells[2:], strict=True)]  # fmt: skip
+    return columns if with_row else columns[1:]
+
+
+def _layout(verdict: Verdict, width: int | None) -> tuple[list[Column], list[str], bool, bool]:
+    """(columns, dropped headers, one table with a row column?, short metric names?): one
+    table when it fits, else one block per compared row under a heading; full metric names
+    unless only the short ones fit."""
+    lines = table_lines(verdict)
+    if width is None:
+        return _columns(lines, True, False), [], True, False
+    layouts = []
+    for with_row, short in ((True, False), (False, False), (False, True)):
+        shown, dropped = fit(_columns(lines, with_row, short), width)
+        layouts.append((width_of(shown) > width, len(dropped), shown, dropped, with_row, short))
+    *_, shown, dropped, with_row, short = min(layouts, key=lambda x: x[:2])  # first best
+    return shown, dropped, with_row, short
+
+
+def render_table(verdict: Verdict, console: Console | None = None, wide: bool = False) -> None:
+    """Rich tables on stdout coloured by status, fitted to the console (everything with
+    `wide`): one table with a row column, or a block per compared row under its heading when
+    that does not fit; then notes and the verdict."""
+    console = console or out
+    columns, dropped, single, short = _layout(verdict, None if wide else console.width)
+    styles = [STATUS_STYLE[status] for _, status in table_lines(verdict)]
+    console.print(Text(f"{verdict.baseline} (baseline) vs {', '.join(verdict.candidates)}",
+                       style="bold"))  # fmt: skip
+    if single:
+        print_table(console, make_table(columns, styles=styles), wide)
+    else:
+        widths = [natural_width(c) for c in columns]
+        console.print(make_table([Column(c.header, []) for c in columns], widths=widths))
+        start = 0
+        for row in verdict.rows:
+            stop = start + len(row.changes)
+            block = [Column(c.header, c.cells[start:stop], c.right) for c in columns]
+            if start:
+                console.print()
+            console.print(Text(row.label if len(verdict.candidates) == 1
+                               else f"{row.candidate}: {row.label}", style="bold"))
+            console.print(make_table(block, styles=styles[start:stop], widths=widths,
+                                     show_header=False))  # fmt: skip
+            start = stop
+    if short:
+        console.print("accept@N = per_position_acceptance.N (the name --threshold takes)",
+                      highlight=False)  # fmt: skip
+    if dropped:
+        console.print(f"Not shown at this width: {', '.join(dropped)} (--wide shows every "
+                      "column).", highlight=False)  # fmt: skip
+    console.print(Text(verdict_line(verdict), style="bold red" if verdict.failures else "bold"))
 
 
 def _markdown_row(cells: list[str]) -> str:
@@ -203,12 +258,13 @@ def render_markdown(verdict: Verdict) -> None:
 
 def render_json(verdict: Verdict) -> None:
     """One JSON document on stdout: the whole verdict, for other tools."""
-    document = {"passed": verdict.passed, **asdict(verdict)}
+    from specbench_cli.results import json_safe
+
+    document = json_safe({"passed": verdict.passed, **asdict(verdict)})
     out.out(json.dumps(document, indent=2, allow_nan=False), highlight=False)
 
 
-RENDERERS = {
-    OutputFormat.table: render_table,
+RENDERERS = {  # the table is rendered with the console's width, see `compare`
     OutputFormat.markdown: render_markdown,
     OutputFormat.json: render_json,
 }
@@ -223,6 +279,8 @@ def compare(
     config: ConfigOpt = None,
     output_format: FormatOpt = None,
     allow_config_diff: AllowConfigDiffOpt = False,
+    wide: Annotated[bool, typer.Option(
+        "--wide", help="Table: every column and full names, however wide.")] = False,
 ) -> None:
     """Compare results files side by side; with --threshold, gate CI on regressions."""
     from specbench_cli.compare import compare_runs  # numpy: keep `specbench --help` instant
@@ -233,7 +291,10 @@ def compare(
     thresholds = {**gate.thresholds, **parse_thresholds(threshold or [])}
     verdict = compare_runs(paths, thresholds, allow_config_diff or gate.allow_config_diff)
     output_format = output_format or OutputFormat(gate.format or "table")
-    RENDERERS[output_format](verdict)
+    if output_format is OutputFormat.table:
+        render_table(verdict, wide=wide)
+    else:
+        RENDERERS[output_format](verdict)
     for message in verdict.warnings:
         warn(escape(message))
     if verdict.failures:

@@ -17,10 +17,18 @@ from __future__ import annotations
 import os
 
 import typer
+from rich.console import Console
 from rich.table import Table
 
-from specbench_cli.console import out
+from specbench_cli.choices import NOISE_MODES
+from specbench_cli.config import MAX_K
+from specbench_cli.console import err, out
 from specbench_cli.errors import BadInput
+from specbench_cli.progress import open_progress
+from specbench_cli.tables import Column, fit, make_table, print_table
+
+MAX_BATCH = 4096
+MAX_VOCAB = 1 << 20  # the largest vocabularies in use are about 262k
 
 app = typer.Typer(
     help="Build the compiled verify kernels, check them against the reference, time them.",
@@ -53,20 +61,33 @@ def _check_specs(specs: list[str]) -> None:
             raise BadInput(f"--strategy {spec}: {exc}") from None
 
 
+def _check_requested_backends(requested: list[str] | None) -> None:
+    """Bad input found without building anything: unknown names, cuda without a device."""
+    import torch
+
+    unknown = sorted(set(requested or []) - {"cpu", "cuda"})
+    if unknown:
+        raise BadInput(f"unknown backend(s) {unknown}: choose cpu or cuda")
+    if "cuda" in (requested or []) and not torch.cuda.is_available():
+        raise BadInput("--backend cuda: no CUDA device here")
+
+
 def _backends_here(requested: list[str] | None) -> list[str]:
+    """The compiled backends to check: those requested (each must be available here), else
+    every one that builds here (at least one). Builds the kernels on first use."""
     from specbench_cli import kernels
 
-    here = []
-    if kernels.cpu_kernel_available():
-        here.append("cpu")
-    if kernels.cuda_kernel_available():
-        here.append("cuda")
-    if requested:
-        unknown = sorted(set(requested) - {"cpu", "cuda"})
-        if unknown:
-            raise BadInput(f"unknown backend(s) {unknown}: choose cpu or cuda")
-        here = [b for b in here if b in requested]
-    return here
+    here = {"cpu": kernels.cpu_kernel_available(), "cuda": kernels.cuda_kernel_available()}
+    missing = [b for b in requested or [] if not here[b]]
+    if missing:
+        why = {"cpu": "the CPU kernel does not build here (is g++ installed?)",
+               "cuda": "no CUDA device or nvcc here"}  # fmt: skip
+        raise BadInput(f"--backend {missing[0]}: {why[missing[0]]}")
+    backends = requested or [b for b, ok in here.items() if ok]
+    if not backends:
+        raise BadInput("no compiled backend builds here (no g++ for the CPU kernel, no CUDA): "
+                       "nothing to compare")  # fmt: skip
+    return list(dict.fromkeys(backends))
 
 
 @app.command("check")
@@ -79,6 +100,7 @@ def check(
     ),
     rows: int = typer.Option(1000, "--rows", help="Random rows per (strategy, mode, case, shape)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the input generator."),
+    wide: bool = typer.Option(False, "--wide", help="Every column, however wide."),
 ) -> None:
     """Compare every available backend with the reference on random and adversarial inputs."""
     from specbench_cli import kernel_checks, kernels
@@ -87,36 +109,56 @@ def check(
     _check_specs(specs)
     if rows < 1:
         raise BadInput(f"--rows must be >= 1, got {rows}")
-    backends = _backends_here(backend)
-    out.print(
-        f"cpu kernel: {'built' if kernels.cpu_kernel_available() else 'unavailable'}; "
-        f"cuda kernel: {'built' if kernels.cuda_kernel_available() else 'unavailable'}",
-        highlight=False,
-    )
-    if not backends:
-        out.print("No compiled backend available here: nothing to compare.", highlight=False)
-        raise typer.Exit(1)
-    table = Table(title="Kernel vs reference", title_justify="left")
-    for col in ("backend", "strategy", "mode", "rows", "token agree", "accepted agree",
-                "tolerated", "failed"):  # fmt: skip
-        table.add_column(col, justify="left" if col in ("backend", "strategy", "mode") else "right")
-    failed = False
-    for name in backends:
-        for spec in specs:
-            for mode in ("race", "icdf"):
-                s = kernel_checks.agreement(name, spec, mode, rows=rows, seed=seed)
-                bad = s.failed > 0 or s.tolerated * 10_000 > s.rows
-                failed |= bad
-                style = "red" if bad else None
-                table.add_row(
-                    name, spec, mode, str(s.rows), f"{s.token_rate:.6f}", f"{s.accept_rate:.6f}",
-                    str(s.tolerated), str(s.failed), style=style,
-                )  # fmt: skip
-    out.print(table)
+    _check_requested_backends(backend)
+    results, failed = [], False
+    with open_progress(err) as progress:
+        progress.stage("building or loading the compiled kernels")
+        backends = _backends_here(backend)
+        progress.note(
+            f"cpu kernel: {'built' if kernels.cpu_kernel_available() else 'unavailable'}; "
+            f"cuda kernel: {'built' if kernels.cuda_kernel_available() else 'unavailable'}"
+        )
+        cases = [(name, spec, mode) for name in backends for spec in specs
+                 for mode in NOISE_MODES]  # fmt: skip
+        for done, (name, spec, mode) in enumerate(cases):
+            progress.advance(done, len(cases), f"{name} {spec} {mode} noise")
+            s = kernel_checks.agreement(name, spec, mode, rows=rows, seed=seed)
+            bad = s.failed > 0 or s.tolerated * 10_000 > s.rows
+            failed |= bad
+            results.append((name, spec, mode, s, bad))
+        progress.advance(len(cases), len(cases), "done")
+    print_agreement(results, out, wide)
     if failed:
         out.print("[red]FAIL[/red]: a backend disagrees with the reference beyond tolerance")
         raise typer.Exit(1)
     out.print("[green]OK[/green]: every backend agrees with the reference")
+
+
+def print_agreement(results: list, console: Console, wide: bool = False) -> None:
+    """The agreement table, fitted to the console: backend, strategy and mode never cut.
+    `results`: (backend, spec, mode, Agreement, failed) per line."""
+    backends = list(dict.fromkeys(r[0] for r in results))
+    columns = [
+        Column("backend", [r[0] for r in results], label=True),
+        Column("strategy", [r[1] for r in results], label=True),
+        Column("mode", [r[2] for r in results], label=True),
+        Column("rows", [str(r[3].rows) for r in results], right=True, drop=2),
+        Column("token agree", [f"{r[3].token_rate:.6f}" for r in results], right=True),
+        Column("accept agree", [f"{r[3].accept_rate:.6f}" for r in results], right=True),
+        Column("tolerated", [str(r[3].tolerated) for r in results], right=True),
+        Column("failed", [str(r[3].failed) for r in results], right=True),
+    ]
+    if len(backends) == 1:
+        columns = columns[1:]
+    dropped: list[str] = []
+    if not wide:
+        columns, dropped = fit(columns, console.width)
+    title = f"Kernel vs reference ({', '.join(backends)} backend{'s' * (len(backends) > 1)})"
+    table = make_table(columns, title, styles=["red" if r[4] else "" for r in results])
+    print_table(console, table, wide)
+    if dropped:
+        console.print(f"Not shown at this width: {', '.join(dropped)} (--wide shows every "
+                      "column).", highlight=False)  # fmt: skip
 
 
 @app.command("bench")
@@ -138,12 +180,8 @@ def bench(
 
     from specbench_cli import kernel_checks
 
-    if mode not in ("race", "icdf"):
-        raise BadInput(f"--mode must be race or icdf, got {mode!r}")
-    _check_specs(strategy)
-    for flag, values in (("-B", batch), ("-k", draft_len), ("-V", vocab)):
-        if any(v < 1 for v in values or []):
-            raise BadInput(f"{flag} values must be >= 1, got {values}")
+    _check_bench_args(mode, strategy, {"-B": batch, "-k": draft_len, "-V": vocab},
+                      {"--repeats": repeats, "--threads": threads})  # fmt: skip
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     if device not in ("cpu", "cuda") or (device == "cuda" and not torch.cuda.is_available()):
@@ -162,6 +200,7 @@ def bench(
     else:
         grid_b, grid_k, grid_v = [1, 8, 64], [4, 8], [32000, 49152, 128256, 151936]
     grid_b, grid_k, grid_v = batch or grid_b, draft_len or grid_k, vocab or grid_v
+    _check_fits(max(grid_b), max(grid_k), max(grid_v), device)
     results = kernel_checks.bench_grid(
         strategy, grid_b, grid_k, grid_v, mode=mode, device=device, repeats=repeats,
         progress=lambda msg: out.print(msg, style="dim", highlight=False),
@@ -195,6 +234,37 @@ def bench(
         )
         for line in _gpu_goals(results):
             out.print(line, highlight=False)
+
+
+def _check_bench_args(mode: str, specs: list[str], sizes: dict[str, list[int] | None],
+                      counts: dict[str, int]) -> None:  # fmt: skip
+    """Bad input before any tensor is made: mode, specs, shape sizes in range, counts >= 0."""
+    if mode not in NOISE_MODES:
+        raise BadInput(f"--mode must be race or icdf, got {mode!r}")
+    _check_specs(specs)
+    most = {"-B": MAX_BATCH, "-k": MAX_K, "-V": MAX_VOCAB}
+    for flag, values in sizes.items():
+        if any(not 1 <= v <= most[flag] for v in values or []):
+            raise BadInput(f"{flag} values must be between 1 and {most[flag]}, got {values}")
+    for flag, value in counts.items():
+        if value < 0:
+            raise BadInput(f"{flag} must be >= 0 (0: automatic), got {value}")
+
+
+def _check_fits(B: int, k: int, V: int, device: str) -> None:
+    """Bad input when the largest shape's inputs (q, p, noise, copies: about 4 tensors of
+    B x (k+1) x V floats) would not fit in the memory available."""
+    import psutil
+    import torch
+
+    need = 4 * 4 * B * (k + 1) * V
+    if device == "cuda":
+        have = torch.cuda.mem_get_info()[0]
+    else:
+        have = psutil.virtual_memory().available
+    if need > have:
+        raise BadInput(f"B={B}, k={k}, V={V} needs about {need / 2**30:.1f} GiB of inputs, more "
+                       f"than the {have / 2**30:.1f} GiB free on {device}")  # fmt: skip
 
 
 def _gpu_goals(results: list) -> list[str]:

@@ -10,36 +10,40 @@ import typer
 from specbench_cli.console import err, out
 
 RUN_EXAMPLES = """
+\b
 Examples:
-
-  specbench run                                    # default model, n-gram drafter, default suite
-
-  specbench run --strategy sps --strategy cactus:delta=0.5 --temperature 0.7
-
-  specbench run --target ./big-model --draft ./small-model --suite translation --limit 10
-
-  specbench run --config run.yaml --print-config   # show the effective settings as YAML
+  specbench run                    # default model and suite, n-gram drafter
+  specbench run -s sps -s cactus:delta=0.5 --temperature 0.7
+  specbench run --target ./big --draft ./small --suite translation --limit 10
+  specbench run --config run.yaml --print-config   # settings as YAML
 
   specbench run --server http://127.0.0.1:8080 --baseline-server http://127.0.0.1:8081 \\
       --engine llamacpp --concurrency 4            # a serving engine's speculation
+
+Every setting has a flag and a key in --config files: the key is the flag's name with
+underscores (--top-p: top_p), except --strategy and --suite, whose keys are the lists
+strategies and suites.
 """
 
 
 def run(
     target: Annotated[str | None, typer.Option(
+        metavar="MODEL",
         help="Target model: 'default' (embedded SmolLM2-135M-Instruct), a .gguf file, a model "
              "folder or a cached hub id.")] = None,
     draft: Annotated[str | None, typer.Option(
+        metavar="MODEL",
         help="Draft model (same forms as --target); selects the 'model' drafter.")] = None,
     drafter: Annotated[str | None, typer.Option(
+        metavar="SPEC",
         help="Drafter: 'model' or 'ngram[:max_ngram=3,min_ngram=2]' (default: model if --draft "
              "is given, else ngram).")] = None,
     strategy: Annotated[list[str] | None, typer.Option(
-        "--strategy", "-s",
+        "--strategy", "-s", metavar="SPEC",
         help="Acceptance strategy, 'name' or 'name:key=value,...'; repeat for several. "
              "See `specbench strategies`.")] = None,
     suite: Annotated[list[str] | None, typer.Option(
-        "--suite", help="Bundled suite name or a JSONL file; repeatable.")] = None,
+        "--suite", metavar="SUITE", help="Bundled suite name or a JSONL file; repeatable.")] = None,
     limit: Annotated[int | None, typer.Option(help="At most N prompts per suite.")] = None,
     k: Annotated[int | None, typer.Option(
         "--k", help="Tokens drafted per step (default 4).")] = None,
@@ -53,18 +57,24 @@ def run(
     dtype: Annotated[str | None, typer.Option(
         help="auto, float32, bfloat16 or float16 (auto: fp32 on CPU, bf16 on GPU).")] = None,
     trust_remote_code: Annotated[bool | None, typer.Option(
-        "--trust-remote-code", help="Allow model code from the model folder.")] = None,
+        "--trust-remote-code/--no-trust-remote-code",
+        help="Allow model code from the model folder (default: no).")] = None,
     backend: Annotated[str | None, typer.Option(
         help="Verification backend: auto (fastest available), torch (reference), cpu or cuda "
              "(compiled kernels).")] = None,
     noise_mode: Annotated[str | None, typer.Option(
         help="Final-token noise: race (default; exact on every backend) or icdf (one uniform "
              "per step; cheaper, same law).")] = None,
-    no_chat_template: Annotated[bool, typer.Option(
-        "--no-chat-template", help="Feed prompts as plain text.")] = False,
-    no_audit: Annotated[bool, typer.Option(
-        "--no-audit", help="Skip the divergence audit of lossy strategies.")] = False,
+    chat_template: Annotated[bool | None, typer.Option(
+        "--chat-template/--no-chat-template",
+        help="Wrap prompts in the target's chat template (default), or feed plain text.")] = None,
+    audit: Annotated[bool | None, typer.Option(
+        "--audit/--no-audit",
+        help="Measure the divergence of lossy strategies, untimed (default: on).")] = None,
+    warmup: Annotated[int | None, typer.Option(
+        help="Untimed warm-up generations per contender before measuring (default 1).")] = None,
     output: Annotated[str | None, typer.Option(
+        metavar="DIR",
         help="Run folder for results.json and records.jsonl (default runs/<timestamp>).")] = None,
     server: Annotated[str | None, typer.Option(
         help="Benchmark a serving engine: its OpenAI-compatible URL, speculation on "
@@ -78,9 +88,12 @@ def run(
     concurrency: Annotated[int | None, typer.Option(
         help="With --server: prompts in flight at once (default 1).")] = None,
     config: Annotated[Path | None, typer.Option(
-        "--config", help="YAML file with the same settings; flags override it.")] = None,
+        "--config", metavar="FILE",
+        help="YAML file with the same settings; flags override it.")] = None,
     print_config: Annotated[bool, typer.Option(
         "--print-config", help="Print the effective configuration as YAML and exit.")] = False,
+    wide: Annotated[bool, typer.Option(
+        "--wide", help="Show every column and full labels, however wide the table gets.")] = False,
 ) -> None:
     """Run the baseline and the strategies over suites and print the results table."""
     from specbench_cli.config import build_config, to_yaml
@@ -90,39 +103,35 @@ def run(
         "suites": suite, "limit": limit, "k": k, "temperature": temperature, "top_k": top_k,
         "top_p": top_p, "max_new_tokens": max_new_tokens, "seed": seed, "dtype": dtype,
         "trust_remote_code": trust_remote_code, "output": output, "backend": backend,
-        "noise_mode": noise_mode, "server": server, "baseline_server": baseline_server,
+        "noise_mode": noise_mode, "chat_template": chat_template, "audit": audit,
+        "warmup": warmup, "server": server, "baseline_server": baseline_server,
         "engine": engine, "concurrency": concurrency,
-        "chat_template": False if no_chat_template else None,
-        "audit": False if no_audit else None,
     }
     cfg = build_config(config, overrides)
     if print_config:
+        from specbench_cli.runner import preflight
+
+        preflight(cfg)  # suites and models are checked as a run would, nothing is loaded
         out.print(to_yaml(cfg), end="", highlight=False, markup=False)
         return
-    _run(cfg)
+    _run(cfg, wide)
 
 
 run.__doc__ = (run.__doc__ or "") + "\n" + RUN_EXAMPLES
 
 
-def _run(cfg) -> None:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from specbench_cli.report import latency_table, results_table
+def _run(cfg, wide: bool) -> None:
+    from specbench_cli.progress import open_progress
+    from specbench_cli.report import print_results
     from specbench_cli.runner import execute
 
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), console=err, transient=True) as bar:
-        task = bar.add_task("loading models", total=None)
-
-        def progress(done: int, total: int, what: str) -> None:
-            bar.update(task, completed=done, total=total, description=what)
-
-        folder, data, interrupted = execute(cfg, progress)
-    out.print(results_table(data))
-    if any(row.get("latency") for row in data["results"]):
-        out.print(latency_table(data))
-    err.print(f"results: {folder}/results.json, per-prompt records: {folder}/records.jsonl")
-    if interrupted:
-        err.print("[yellow]interrupted[/yellow]: results cover the prompts that finished")
-        raise typer.Exit(130)
+    with open_progress(err) as progress:
+        outcome = execute(cfg, progress)
+    print_results(outcome.results, wide=wide)
+    folder = outcome.folder
+    err.print(f"results: {folder}/results.json, per-prompt records: {folder}/records.jsonl",
+              highlight=False, soft_wrap=True)
+    if outcome.stopped_by:
+        err.print(f"interrupted by {outcome.stopped_by.name}: the results cover the prompts "
+                  "that finished", highlight=False)
+        raise typer.Exit(outcome.stopped_by.exit_code)

@@ -13,6 +13,10 @@ Pure logic for `specbench compare`: reads results files and the records beside t
   A baseline of 0 has no relative change: any worsening above ZERO_BASELINE_EPS (absolute)
   fails, e.g. divergence.kl from 0 to 1e-6. Equal values pass, so `acceptance_rate=0%` demands
   an exact reproduction.
+- A gate never passes on a value it could not check: a gated metric that is missing, null or
+  NaN on one side of a row present in both files fails (exit 1), and so does every baseline
+  row the candidate lacks. A metric missing on both sides does not apply to that row (the
+  baseline row has no acceptance rate) and is not gated there.
 - Wall-clock metrics get a paired-bootstrap interval from the records (`noise.py`); a
   change whose interval contains 0 is "within noise" and only warns. Other metrics are
   deterministic under a fixed seed and compared exactly.
@@ -21,6 +25,7 @@ Pure logic for `specbench compare`: reads results files and the records beside t
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,8 +69,8 @@ class MetricChange:
     within_noise: bool | None  # the noise interval contains 0; None when not assessed
     threshold_pct: float | None  # the gate on this metric, if any
     beyond_threshold: bool  # worse than the gate allows
-    failed: bool  # beyond the threshold and not within noise: sets exit code 1
-    status: str  # regression | same | within noise | better | worse | n/a
+    failed: bool  # beyond the threshold and not within noise, or gated and missing: exit 1
+    status: str  # regression | missing | same | within noise | better | worse | n/a
 
 
 @dataclass
@@ -144,9 +149,12 @@ def load_run(path: str) -> Run:
 
 
 def _change_pct(before: float, after: float) -> float | None:
-    """Relative change in percent; None when the baseline is 0 and the candidate is not."""
-    if before == 0:
-        return 0.0 if after == 0 else None
+    """Relative change in percent; None when the baseline is 0 and the candidate is not, or
+    when a value is infinite (an infinite KL)."""
+    if before == after:
+        return 0.0
+    if before == 0 or not math.isfinite(before) or not math.isfinite(after):
+        return None
     return 100.0 * (after - before) / abs(before)
 
 
@@ -161,7 +169,7 @@ def _beyond_threshold(before: float, after: float, higher: bool, pct: float) -> 
 def _status(improvement: float | None, failed: bool, within_noise: bool | None) -> str:
     """One word for the table: the gate's outcome first, then the direction of the change."""
     if failed:
-        return "regression"
+        return "regression" if improvement is not None else "missing"
     if improvement is None:
         return "n/a"
     if improvement == 0:
@@ -184,7 +192,10 @@ def compare_metric(
     beyond = known and threshold is not None and _beyond_threshold(before, after, higher, threshold)
     within_noise = None if noise is None else noise.low_pct <= 0.0 <= noise.high_pct
     improvement = (after - before if higher else before - after) if known else None
-    failed = beyond and not within_noise
+    if improvement is not None and improvement != improvement:  # inf - inf: the same value
+        improvement = 0.0
+    unchecked = threshold is not None and (before is None) != (after is None)
+    failed = (beyond and not within_noise) or unchecked
     return MetricChange(
         metric=metric,
         higher_is_better=higher,
@@ -221,7 +232,8 @@ def _compare_row(
 
 def describe_change(row: RowComparison, change: MetricChange) -> str:
     """One line naming the row, the metric and how it moved, for failures and warnings."""
-    moved = f"{change.baseline:.4g} -> {change.candidate:.4g}"
+    moved = " -> ".join("missing" if v is None else f"{v:.4g}"
+                        for v in (change.baseline, change.candidate))
     if change.change_pct is not None:
         moved += f" ({change.change_pct:+.1f}%)"
     return f"{row.candidate}: {row.label}: {change.metric} {moved}"
@@ -238,9 +250,10 @@ def _row_messages(
         if change.threshold_pct is None:
             continue
         gate = f"the {change.threshold_pct:g}% gate"
-        if change.baseline is None or change.candidate is None:
+        if change.status == "missing":
             side = base if change.baseline is None else row.candidate
-            warnings.append(f"{row.label}: {change.metric} missing in {side}, not gated")
+            failures.append(f"{describe_change(row, change)}: missing (null or NaN) in {side}, "
+                            f"so {gate} cannot be checked")
         elif change.failed:
             failures.append(f"{describe_change(row, change)} is worse than {gate}")
         elif change.beyond_threshold:
@@ -284,25 +297,30 @@ def _check_comparable(base: Run, cand: Run, allow_config_diff: bool) -> list[str
     return warnings
 
 
-def _unmatched_rows(base: Run, cand: Run) -> list[str]:
-    """Warnings for rows that only one of the two files has."""
-    return [
+def _unmatched_rows(base: Run, cand: Run, gated: bool) -> tuple[list[str], list[str]]:
+    """(failures, warnings) for rows that only one of the two files has: under a gate, a
+    baseline row the candidate lacks fails (its gated metrics cannot be checked)."""
+    failures = [
+        f"{cand.label}: {format_key(key)} is in the baseline but missing from the candidate, "
+        "so its gated metrics cannot be checked"
+        for key in base.rows
+        if key not in cand.rows and gated
+    ]
+    warnings = [
         f"{format_key(key)} is in {run.label} but not in {other.label}, not compared"
         for run, other in ((base, cand), (cand, base))
         for key in run.rows
-        if key not in other.rows
+        if key not in other.rows and not (gated and run is base)
     ]
+    return failures, warnings
 
 
 def _check_gated_metrics_reported(rows: list[RowComparison], thresholds: dict[str, float]) -> None:
-    """A gate on a metric no compared row reports would always pass: treat it as bad input."""
+    """A gate on a metric that no compared row reports in either file names nothing to check
+    (a typo, or a quality metric of another suite): bad input rather than a silent pass."""
     for metric in thresholds:
-        if not any(
-            c.metric == metric and c.baseline is not None and c.candidate is not None
-            for row in rows
-            for c in row.changes
-        ):
-            raise BadInput(f"threshold on {metric}, but no compared row reports it in both files")
+        if not any(c.metric == metric for row in rows for c in row.changes):
+            raise BadInput(f"threshold on {metric}, but no compared row reports it")
 
 
 def compare_runs(
@@ -326,7 +344,9 @@ def compare_runs(
             raise BadInput(
                 f"{base.label} and {cand.label} have no strategy/drafter/suite rows in common"
             )
-        warnings += _unmatched_rows(base, cand)
+        unmatched_failures, unmatched_warnings = _unmatched_rows(base, cand, bool(thresholds))
+        failures += unmatched_failures
+        warnings += unmatched_warnings
         if WALL_CLOCK.intersection(thresholds) and not (base.records and cand.records):
             warnings.append(
                 f"no records.jsonl beside {base.label} or {cand.label}: "

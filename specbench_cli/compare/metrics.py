@@ -33,6 +33,7 @@ FAMILIES: dict[str, bool] = {"per_position_acceptance": True, "quality": True, "
 DETERMINISTIC = frozenset({"mean_accepted_tokens", "acceptance_rate", *FAMILIES})
 # as messages list them
 METRIC_NAMES = [*FIXED_METRICS, "per_position_acceptance.N", "quality.NAME", "divergence.NAME"]
+INFINITIES = {"inf": math.inf, "-inf": -math.inf}
 _PCT = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*%")
 
 
@@ -81,12 +82,15 @@ def parse_thresholds(texts: Iterable[str]) -> dict[str, float]:
 
 
 def _number(value: Any, where: str) -> float | None:
-    """A metric value as a float; None for missing or non-finite values, bad input otherwise."""
+    """A metric value as a float: None when missing or NaN; an infinite KL is written as the
+    string "inf" (JSON has no infinity) and read back as one; anything else is bad input."""
     if value is None:
         return None
+    if isinstance(value, str) and value in INFINITIES:
+        return INFINITIES[value]
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise BadInput(f"{where} is not a number")
-    return float(value) if math.isfinite(value) else None
+    return None if math.isnan(value) else float(value)
 
 
 def row_metrics(row: ResultRow, where: str) -> dict[str, float]:

@@ -3,9 +3,10 @@
 Absolute times on shared machines move by 10-15% between identical runs, so a change in
 speedup or tokens/s means something only when it is larger than that spread. For one results
 row this module pairs the prompts both runs finished (records.jsonl: same suite, prompt_id,
-strategy and drafter), resamples those prompts with replacement (the same draw for both runs,
-`specbench_cli.bootstrap`), recomputes the row's aggregate in each run exactly as results.py
-defines it, and reports the 2.5th-97.5th percentile of the change in percent. The package
+strategy and drafter), resamples those prompts with replacement (the same draw for both runs),
+recomputes the row's aggregate in each run exactly as results.py defines it, and reports the
+95% interval of the change in percent by the one interval method of `specbench_cli.bootstrap`
+(the same as the run's own intervals; none below its minimum number of prompts). The package
 calls a change "within noise" when that interval contains 0. Speedup uses each run's own
 baseline on the same prompts, so machine-wide slowdowns cancel out; tokens/s does not, which is
 why gates belong on speedup.
@@ -20,17 +21,15 @@ from typing import Any
 
 import numpy as np
 
-from specbench_cli.bootstrap import paired_bootstrap
+from specbench_cli.bootstrap import paired_interval
 from specbench_cli.results import BASELINE, PromptRecord
-
-MIN_PAIRED_PROMPTS = 2  # fewer paired prompts: noise is not assessed
 
 RowKey = tuple[str, str | None, str, str | None]  # strategy, drafter, suite, category
 
 
 @dataclass(frozen=True)
 class NoiseInterval:
-    """95% paired-bootstrap interval of a change in percent, over `prompts` paired prompts."""
+    """95% interval of a change in percent (bootstrap.py's method) over `prompts` prompts."""
 
     low_pct: float
     high_pct: float
@@ -126,26 +125,24 @@ class PairedRecords:
         self.base, self.cand = RunRecords(base), RunRecords(cand)
 
     def interval(self, metric: str, key: RowKey) -> NoiseInterval | None:
-        """Paired bootstrap of a wall-clock metric's change; None when not assessable.
+        """95% interval of a wall-clock metric's change; None when not assessable.
 
         Each resample draws the same prompts from both runs, recomputes the row's aggregate in
         each (as results.py defines it: sums of tokens over sums of time, median TTFT) and takes
-        the change in percent; the interval is the 2.5th-97.5th percentile of those changes.
+        their ratio; `bootstrap.paired_interval` makes the interval of that ratio (on the log
+        scale), given here as a change in percent.
         """
         if metric not in STATISTICS:
             return None
         prompts = _paired_prompts(key, self.base, self.cand, metric)
-        if len(prompts) < MIN_PAIRED_PROMPTS:
-            return None
         statistic = STATISTICS[metric]
         base, cand = self.base.columns(key, prompts), self.cand.columns(key, prompts)
 
-        def change_pct(idx: np.ndarray) -> np.ndarray:  # idx [R, P] -> [R]
-            before, after = statistic(base, idx), statistic(cand, idx)
+        def after_over_before(idx: np.ndarray) -> np.ndarray:  # idx [R, P] -> [R]
             with np.errstate(divide="ignore", invalid="ignore"):
-                return 100.0 * (after - before) / np.abs(before)
+                return statistic(cand, idx) / statistic(base, idx)
 
-        low, high = paired_bootstrap(change_pct, len(prompts))
-        if not (math.isfinite(low) and math.isfinite(high)):
+        interval = paired_interval(after_over_before, len(prompts), ratio=True)
+        if interval is None:  # too few paired prompts, or a zero time in a resample
             return None
-        return NoiseInterval(low, high, len(prompts))
+        return NoiseInterval(100.0 * (interval.low - 1), 100.0 * (interval.high - 1), len(prompts))

@@ -190,6 +190,28 @@ def score_humaneval(prompt: Prompt, answers: list[str]) -> dict[str, float]:
     return {"pass@1": float(result.ok)}
 
 
+def scorer_for(scorer: str | None, prompt: Prompt) -> tuple[str | None, str]:
+    """(the scorer that will score `prompt` under the suite's `scorer`, "") or (None, why not):
+    no scorer, a category `auto` does not score, or no reference answer or test."""
+    if scorer == "auto":
+        if "test" in prompt.extra and "entry_point" in prompt.extra:
+            return "humaneval", ""
+        scorer = CATEGORY_SCORERS.get(prompt.category or "")
+        if scorer is None:
+            return None, "free-form category, no scorer"
+    if scorer is None:
+        return None, "the suite names no scorer"
+    if scorer == "humaneval":
+        if not all(key in prompt.extra for key in ("prompt", "test", "entry_point")):
+            return None, "no unit tests"
+    elif scorer == "math":
+        if prompt.reference is None or gold_number(prompt.reference) is None:
+            return None, "no numeric reference answer"
+    elif not prompt.references:
+        return None, "no reference answers"
+    return scorer, ""
+
+
 def score_auto(prompt: Prompt, answers: list[str]) -> dict[str, float]:
     if "test" in prompt.extra and "entry_point" in prompt.extra:
         return score_humaneval(prompt, answers)

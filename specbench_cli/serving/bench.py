@@ -13,15 +13,16 @@ from __future__ import annotations
 import asyncio
 import platform
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
 
 from specbench_cli.config import RunConfig
+from specbench_cli.interrupts import Interrupted, stop_signals_ignored
+from specbench_cli.progress import ProgressReport
 from specbench_cli.prompts import Message, prompt_seed
-from specbench_cli.results import BASELINE, PromptRecord, ResultsFile, make_results
-from specbench_cli.run_folder import RunFolder
+from specbench_cli.results import BASELINE, PromptRecord, make_results
+from specbench_cli.run_folder import RunFolder, RunOutcome
 from specbench_cli.serving.chat import chat
 from specbench_cli.serving.preflight import (
     CHECK_TIMEOUT_S,
@@ -44,28 +45,43 @@ class ServedContender:
     server: Server
 
 
-def execute_served(cfg: RunConfig, progress: Any = None) -> tuple[Path, ResultsFile, bool]:
-    """Check the servers, run every suite, write the run folder; bad input raises first."""
-    from specbench_cli.metrics import aggregate
-    from specbench_cli.serving.latency import add_latency
+def execute_served(cfg: RunConfig, progress: ProgressReport) -> RunOutcome:
+    """Check the servers, run every suite, write the run folder; bad input raises first, a stop
+    signal ends the run with the finished records."""
     from specbench_cli.suites import load_suite
 
     suites = [load_suite(s, cfg.limit) for s in cfg.suites]
     first = next((s.prompts[0] for s in suites if s.prompts), None)
     contenders = asyncio.run(_preflight(cfg, first))
     folder = RunFolder.claim(cfg.output)
-    interrupted = False
+    try:
+        return _served(cfg, contenders, suites, folder, progress)
+    except BaseException:
+        folder.discard_if_unused()
+        raise
+    finally:
+        folder.release()
+
+
+def _served(cfg: RunConfig, contenders: list[ServedContender], suites: list[Any],
+            folder: RunFolder, progress: ProgressReport) -> RunOutcome:  # fmt: skip
+    from specbench_cli.bootstrap import method_info
+    from specbench_cli.metrics import aggregate
+    from specbench_cli.serving.latency import add_latency
+
+    stop: Interrupted | None = None
     try:
         asyncio.run(_run_suites(cfg, contenders, suites, folder, progress))
-    except KeyboardInterrupt:
-        interrupted = True
-    records = folder.records()
-    rows = aggregate(records, _strategy_info(contenders), cfg.k)
-    add_latency(rows, records)
-    data = make_results(cfg.to_dict(), served_environment(contenders), rows,
-                        "interrupted" if interrupted else "complete")  # fmt: skip
-    folder.write_results(data)
-    return folder.path, data, interrupted
+    except Interrupted as exc:  # the round's finished prompts were kept as the loop closed
+        stop = exc
+    with stop_signals_ignored():  # a second signal must not lose the results of the first
+        records = folder.records()
+        rows = aggregate(records, _strategy_info(contenders), cfg.k)
+        add_latency(rows, records)
+        data = make_results(cfg.to_dict(), served_environment(contenders), rows, method_info(),
+                            stop.name if stop else None)  # fmt: skip
+        folder.write_results(data)
+    return RunOutcome(folder.path, data, stop)
 
 
 async def _preflight(cfg: RunConfig, first: Prompt | None) -> list[ServedContender]:
@@ -91,7 +107,7 @@ def _url(url: str | None) -> str:
 
 
 async def _run_suites(cfg: RunConfig, contenders: list[ServedContender], suites: list[Any],
-                      folder: RunFolder, progress: Any) -> None:  # fmt: skip
+                      folder: RunFolder, progress: ProgressReport) -> None:  # fmt: skip
     limits = httpx.Limits(max_connections=2 * cfg.concurrency + 4)
     timeout = httpx.Timeout(REQUEST_TIMEOUT_S, connect=CHECK_TIMEOUT_S)
     total = sum(len(s.prompts) for s in suites) * len(contenders)
@@ -102,15 +118,13 @@ async def _run_suites(cfg: RunConfig, contenders: list[ServedContender], suites:
             for start in range(0, len(suite.prompts), cfg.concurrency):
                 batch = suite.prompts[start:start + cfg.concurrency]
                 for c in contenders if rounds % 2 == 0 else contenders[::-1]:
-                    if progress:
-                        progress(done, total, f"{suite.name} {start + 1}-{start + len(batch)} "
-                                              f"{c.label}")  # fmt: skip
+                    progress.advance(done, total, f"{suite.name} {start + 1}-"
+                                     f"{start + len(batch)} {c.label}")  # fmt: skip
                     round_ = Round(http, cfg, c, suite, max_new, f"{suite.name}:{rounds}")
                     await round_.run(batch, folder)
                     done += len(batch)
                 rounds += 1
-    if progress:
-        progress(done, total, "done")
+    progress.advance(done, total, "done")
 
 
 class Round:
@@ -180,6 +194,16 @@ class Round:
             messages.append({"role": "assistant", "content": reply.text})
             record["output_text"].append(reply.text)
             record["new_tokens"] += reply.completion_tokens
+            truncated = reply.finish_reason == "length"
+            record["truncated"] |= truncated
+            if reply.prompt_tokens is None:
+                record["prompt_tokens"] = None
+            elif record["prompt_tokens"] is not None:
+                record["prompt_tokens"] += reply.prompt_tokens
+            record["turns"].append({"prompt_tokens": reply.prompt_tokens,
+                                    "new_tokens": reply.completion_tokens,
+                                    "truncated": truncated, "wall_s": reply.e2e_s,
+                                    "ttft_s": reply.ttft_s})  # fmt: skip
             record["wall_s"] += reply.e2e_s
             if turn == 0:
                 record["ttft_s"] = reply.ttft_s
@@ -201,7 +225,9 @@ class Round:
             "suite": self.suite.name, "prompt_id": prompt.id,
             "category": prompt.category or self.suite.name, "strategy": self.c.label,
             "drafter": self.c.drafter, "status": "ok", "error": None, "output_token_ids": None,
-            "output_text": [], "new_tokens": 0, "wall_s": 0.0, "ttft_s": None, "tpot_s": None,
+            "output_text": [], "new_tokens": 0, "prompt_tokens": 0,
+            "max_new_tokens": self.max_new, "truncated": False, "turns": [],
+            "wall_s": 0.0, "ttft_s": None, "tpot_s": None,
             "draft_s": None, "verify_s": None, "target_forward_passes": None,
             "accepted_lengths": None, "drafted_lengths": None, "peak_memory_bytes": None,
             "kl_sum": None, "tv_sum": None, "drafted_positions": None, "engine_counts": None,

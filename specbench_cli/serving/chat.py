@@ -29,6 +29,7 @@ async def chat(http: httpx.AsyncClient, url: str, body: dict[str, Any]) -> Reply
     usage: dict[str, Any] | None = None
     extras: dict[str, Any] = {}
     meta: list[dict[str, Any]] = []
+    finish: str | None = None
     async with http.stream("POST", f"{url}/v1/chat/completions", json=body) as response:
         if response.status_code != 200:
             raise ServerError(error_text(response.status_code, await response.aread()))
@@ -44,6 +45,7 @@ async def chat(http: httpx.AsyncClient, url: str, body: dict[str, Any]) -> Reply
                     ttft = time.perf_counter() - start if ttft is None else ttft
                     text.append(piece)
                 meta.extend(m for m in [choice.get("meta_info")] if isinstance(m, dict))
+                finish = choice.get("finish_reason") or finish
             usage = chunk.get("usage") or usage
             extras.update({k: v for k, v in chunk.items()
                            if k not in ("choices", "usage") and v is not None})  # fmt: skip
@@ -51,7 +53,9 @@ async def chat(http: httpx.AsyncClient, url: str, body: dict[str, Any]) -> Reply
     tokens = (usage or {}).get("completion_tokens")
     if not isinstance(tokens, int) or isinstance(tokens, bool) or tokens < 0:
         raise ServerError("the response carries no usage.completion_tokens")
-    return Reply("".join(text), tokens, e2e, ttft, extras, meta)
+    prompt = (usage or {}).get("prompt_tokens")
+    prompt = prompt if isinstance(prompt, int) and not isinstance(prompt, bool) else None
+    return Reply("".join(text), tokens, e2e, ttft, extras, meta, prompt, finish)
 
 
 def _event(line: str) -> Any:

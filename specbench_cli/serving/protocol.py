@@ -82,6 +82,8 @@ class Reply:
     ttft_s: float | None  # request sent -> first content token; None if no content came
     extras: dict[str, Any]  # top-level fields besides choices/usage (timings, sglext, ...)
     meta: list[dict[str, Any]] = field(default_factory=list)  # per-choice extras (meta_info)
+    prompt_tokens: int | None = None  # usage.prompt_tokens, when the server reports it
+    finish_reason: str | None = None  # "length": stopped at max_tokens
 
 
 class EngineClient(Protocol):

@@ -153,6 +153,7 @@ class Strategy:
     LOSSLESS: ClassVar[bool] = False
     EXAMPLES: ClassVar[tuple[str, ...]] = ("",)
     USES_LOGITS: ClassVar[bool] = False  # reads `target_logits` (greedy's argmax source)
+    NEEDS_GREEDY_SAMPLING: ClassVar[bool] = False  # exact only against a temperature-0 target
 
     def __init__(self, *, driver: Driver | None = None, **params: Any) -> None:
         self.driver = driver or REFERENCE

@@ -25,6 +25,7 @@ class Greedy(Strategy):
     name = "greedy"
     LOSSLESS = True  # with respect to greedy decoding: pi = one-hot(argmax q), the AR choice
     USES_LOGITS = True
+    NEEDS_GREEDY_SAMPLING = True  # argmax verification reproduces temperature-0 decoding only
 
     @property
     def uses_noise(self) -> bool:
