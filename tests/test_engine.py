@@ -91,11 +91,12 @@ class CheckedDraftModel(DraftModelDrafter):
 
     checks = 0
 
-    def _sync_cache(self, context):
-        super()._sync_cache(context)
-        assert len(self.cached) <= len(context) - 1
-        assert self.cached == context[: len(self.cached)]
-        assert self.cache.get_seq_length() == len(self.cached)
+    def _sync_cache(self, contexts):
+        super()._sync_cache(contexts)
+        for cached, context in zip(self.cached, contexts, strict=True):
+            assert len(cached) <= len(context) - 1
+            assert cached == context[: len(cached)]
+        assert self.cache.lengths == [len(cached) for cached in self.cached]
         self.checks += 1
 
 
