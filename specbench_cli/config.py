@@ -29,6 +29,7 @@ class RunConfig:
     suites: list[str] = field(default_factory=lambda: ["default"])
     limit: int | None = None  # prompts per suite
     k: int = 4
+    batch_size: int = 1  # prompts decoded together (groups in suite order)
     temperature: float = 1.0
     top_k: int = 0
     top_p: float = 1.0
@@ -109,6 +110,8 @@ def validate(cfg: RunConfig) -> None:
 
     checks = [
         (isinstance(cfg.k, int) and cfg.k >= 1, f"--k must be an integer >= 1 (got {cfg.k})"),
+        (isinstance(cfg.batch_size, int) and not isinstance(cfg.batch_size, bool)
+         and cfg.batch_size >= 1, f"--batch-size must be an integer >= 1 (got {cfg.batch_size})"),
         (_num(cfg.temperature) and cfg.temperature >= 0,
          f"--temperature must be >= 0 (got {cfg.temperature})"),
         (_num(cfg.top_p) and 0 < cfg.top_p <= 1, f"--top-p must be in (0, 1] (got {cfg.top_p})"),

@@ -3,6 +3,11 @@
 Counts are summed first and divided last (never a mean of per-prompt means), so a long prompt
 weighs by its tokens and steps. Speedup pairs each strategy with the baseline on the prompts
 that finished under both, and its interval resamples those prompts (paired bootstrap).
+
+Batches: throughput divides tokens by each record's share of its batches' wall time
+(`batch_share_s`, which is `wall_s` at batch 1), so it is a batch's tokens over that batch's wall
+time, summed over batches. The per-request view is each record's own latency per token,
+`wall_s / new_tokens`, as a median and 90th percentile over requests.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from specbench_cli.bootstrap import mean_difference, paired_bootstrap
-from specbench_cli.results import BASELINE, PromptRecord, ResultRow
+from specbench_cli.results import BASELINE, PromptRecord, ResultRow, throughput_wall_s
 
 
 def _ok(records: list[PromptRecord]) -> list[PromptRecord]:
@@ -49,8 +54,17 @@ def acceptance_counts(records: list[PromptRecord], k: int) -> dict[str, Any]:
 
 
 def tokens_per_second(records: list[PromptRecord]) -> float:
-    wall = sum(r["wall_s"] for r in records)
+    wall = sum(throughput_wall_s(r) for r in records)
     return sum(r["new_tokens"] for r in records) / wall if wall > 0 else 0.0
+
+
+def time_per_token(records: list[PromptRecord]) -> tuple[float, float]:
+    """(median, 90th percentile) over requests of each one's latency per output token,
+    `wall_s / new_tokens`; zeros when no record generated a token."""
+    per_request = [r["wall_s"] / r["new_tokens"] for r in records if r["new_tokens"] > 0]
+    if not per_request:
+        return 0.0, 0.0
+    return float(np.median(per_request)), float(np.percentile(per_request, 90))
 
 
 def paired_speedup_ci(strategy: list[PromptRecord], baseline: list[PromptRecord]) -> list[float]:
@@ -59,8 +73,8 @@ def paired_speedup_ci(strategy: list[PromptRecord], baseline: list[PromptRecord]
     if len(strategy) < 2:
         return []
     tok_s, wall_s, tok_b, wall_b = (
-        np.array([r[key] for r in side], dtype=float)
-        for side in (strategy, baseline) for key in ("new_tokens", "wall_s")
+        np.array([r["new_tokens"] if tokens else throughput_wall_s(r) for r in side], dtype=float)
+        for side in (strategy, baseline) for tokens in (True, False)
     )  # fmt: skip
 
     def speedup(idx: np.ndarray) -> np.ndarray:
@@ -94,7 +108,9 @@ def aggregate(
         tps = tokens_per_second(paired) if paired else 0.0
         base_tps = tokens_per_second(base_paired) if base_paired else 0.0
         counts = acceptance_counts(ok, k)
-        wall = sum(r["wall_s"] for r in ok)
+        wall = sum(throughput_wall_s(r) for r in ok)
+        latency = sum(r["wall_s"] for r in ok)
+        tpot_median, tpot_p90 = time_per_token(ok)
         row: ResultRow = {
             "strategy": strategy,
             "strategy_name": info["name"],
@@ -102,6 +118,7 @@ def aggregate(
             "drafter": drafter,
             "suite": suite,
             "category": category,
+            "batch_size": max((r.get("batch_size", 1) for r in group), default=1),
             "num_prompts": len(ok),
             "num_failed": len(group) - len(ok),
             "new_tokens": sum(r["new_tokens"] for r in ok),
@@ -116,8 +133,10 @@ def aggregate(
             if strategy != BASELINE else [],
             "target_forward_passes": counts["target_forward_passes"],
             "time_to_first_token_s": statistics.median(r["ttft_s"] for r in ok) if ok else 0.0,
+            "time_per_token_median_s": tpot_median,
+            "time_per_token_p90_s": tpot_p90,
             "peak_memory_bytes": max((r["peak_memory_bytes"] for r in ok), default=0),
-            "draft_time_share": sum(r["draft_s"] for r in ok) / wall if wall else 0.0,
+            "draft_time_share": sum(r["draft_s"] for r in ok) / latency if latency else 0.0,
             "divergence": _divergence(ok),
             "quality": _quality(ok),
             "quality_delta": {} if strategy == BASELINE else _quality_delta(paired, baseline),

@@ -22,6 +22,13 @@ def _ci(row: dict[str, Any]) -> str:
     return f"{ci[0]:.2f}-{ci[1]:.2f}" if len(ci) == 2 else "-"
 
 
+def _latency(row: dict[str, Any]) -> str:
+    """Per-request time per output token in ms: median and 90th percentile over requests."""
+    if "time_per_token_median_s" not in row:
+        return "-"
+    return f"{1e3 * row['time_per_token_median_s']:.1f} {1e3 * row['time_per_token_p90_s']:.1f}"
+
+
 def _divergence(row: dict[str, Any]) -> tuple[str, str]:
     div = row.get("divergence") or {}
     kl, tv = div.get("kl", 0.0), div.get("tv", 0.0)
@@ -43,12 +50,13 @@ def _quality(row: dict[str, Any]) -> str:
 def results_table(data: dict[str, Any]) -> Table:
     cfg = data["config"]
     title = (f"specbench: target {cfg['target']}, drafter {cfg['drafter']}, k={cfg['k']}, "
-             f"T={cfg['temperature']}, {cfg.get('noise_mode', 'race')} noise"
+             f"batch size {cfg.get('batch_size', 1)}, T={cfg['temperature']}, "
+             f"{cfg.get('noise_mode', 'race')} noise"
              + ("" if data.get("status") != "interrupted"
                                           else " (interrupted: partial results)"))
     table = Table(title=title, title_justify="left")
-    for name in ("suite", "strategy", "n", "tok/s", "speedup", "95% CI", "mean acc. tokens",
-                 "accept", "by position %", "KL", "TV", "quality Δ [95% CI]"):
+    for name in ("suite", "strategy", "n", "tok/s", "ms/token p50 p90", "speedup", "95% CI",
+                 "mean acc. tokens", "accept", "by position %", "KL", "TV", "quality Δ [95% CI]"):
         numeric = name not in ("suite", "strategy", "by position %", "quality Δ [95% CI]")
         table.add_column(name, justify="right" if numeric else "left",
                          no_wrap=name in ("speedup", "95% CI"))
@@ -58,10 +66,13 @@ def results_table(data: dict[str, Any]) -> Table:
                                        if row["num_failed"] else "")
         per_pos = " ".join(f"{100 * a:.0f}" for a in row.get("per_position_acceptance", []))
         kl, tv = _divergence(row)
-        table.add_row(suite, row["strategy"], n, f"{row['tokens_per_second']:.1f}",
+        table.add_row(suite, row["strategy"], n, f"{row['tokens_per_second']:.1f}", _latency(row),
                       _speedup(row), _ci(row), f"{row['mean_accepted_tokens']:.2f}",
                       _pct(row["acceptance_rate"]), per_pos or "-", kl, tv, _quality(row))
-    table.caption = ("speedup: vs the baseline of this run (95% CI: paired bootstrap over "
+    table.caption = ("tok/s: new tokens over wall time (at batch N, each batch's tokens over its "
+                     "wall time). ms/token: per request, its latency over its tokens (median, "
+                     "90th percentile over requests). "
+                     "speedup: vs the baseline of this run (95% CI: paired bootstrap over "
                      "prompts). mean acc. tokens: mean accepted tokens = tokens per target forward "
                      "pass, the bonus or correction token included. "
                      "accept: accepted/drafted. KL, TV: per emitted token, exact output law "

@@ -18,6 +18,8 @@ Examples:
 
   specbench run --target ./big-model --draft ./small-model --suite translation --limit 10
 
+  specbench run --batch-size 4 --temperature 0 --strategy greedy   # batches of 4 prompts
+
   specbench run --config run.yaml --print-config   # show the effective settings as YAML
 """
 
@@ -40,6 +42,9 @@ def run(
     limit: Annotated[int | None, typer.Option(help="At most N prompts per suite.")] = None,
     k: Annotated[int | None, typer.Option(
         "--k", help="Tokens drafted per step (default 4).")] = None,
+    batch_size: Annotated[int | None, typer.Option(
+        help="Prompts decoded together, in groups in suite order (default 1); every "
+             "contender decodes the same groups.")] = None,
     temperature: Annotated[float | None, typer.Option(
         help="Sampling temperature; 0 = greedy (default 1.0).")] = None,
     top_k: Annotated[int | None, typer.Option(help="Top-k filter, 0 = off.")] = None,
@@ -76,7 +81,7 @@ def run(
         "suites": suite, "limit": limit, "k": k, "temperature": temperature, "top_k": top_k,
         "top_p": top_p, "max_new_tokens": max_new_tokens, "seed": seed, "dtype": dtype,
         "trust_remote_code": trust_remote_code, "output": output, "backend": backend,
-        "noise_mode": noise_mode,
+        "noise_mode": noise_mode, "batch_size": batch_size,
         "chat_template": False if no_chat_template else None,
         "audit": False if no_audit else None,
     }
