@@ -172,6 +172,21 @@ def exact_law(model, prompt: list[int], m: int, vocab: int) -> dict[tuple[int, .
     return law
 
 
+def law_pvalue(law: dict[tuple[int, ...], float], counts: dict[tuple[int, ...], int]) -> float:
+    """Chi-square p-value of observed sequence counts against an exact law."""
+    keys = sorted(law)
+    n = sum(counts.values())
+    total = sum(law.values())  # 1 up to float32 rounding
+    expected = [law[key] / total * n for key in keys]
+    observed = [counts[key] for key in keys]
+    # merge small-expectation bins into one so the chi-square approximation holds
+    big = [i for i, e in enumerate(expected) if e >= 5]
+    small = [i for i, e in enumerate(expected) if e < 5]
+    exp = [expected[i] for i in big] + ([sum(expected[i] for i in small)] if small else [])
+    obs = [observed[i] for i in big] + ([sum(observed[i] for i in small)] if small else [])
+    return stats.chisquare(obs, exp).pvalue
+
+
 @pytest.mark.parametrize("drafter_kind,k,noise_mode",
                          [("model", 1, "race"), ("model", 3, "race"), ("ngram", 2, "race"),
                           ("model", 3, "icdf")])
@@ -194,13 +209,4 @@ def test_sps_engine_samples_the_target_law(drafter_kind, k, noise_mode):
                         noise_mode=noise_mode)
         tokens, _ = run_engine(engine, prompt, m, seed=seed)
         counts[tuple(tokens)] += 1
-    keys = sorted(law)
-    total = sum(law.values())  # 1 up to float32 rounding
-    expected = [law[key] / total * n for key in keys]
-    observed = [counts[key] for key in keys]
-    # merge small-expectation bins into one so the chi-square approximation holds
-    big = [i for i, e in enumerate(expected) if e >= 5]
-    small = [i for i, e in enumerate(expected) if e < 5]
-    exp = [expected[i] for i in big] + ([sum(expected[i] for i in small)] if small else [])
-    obs = [observed[i] for i in big] + ([sum(observed[i] for i in small)] if small else [])
-    assert stats.chisquare(obs, exp).pvalue > 1e-6
+    assert law_pvalue(law, counts) > 1e-6
