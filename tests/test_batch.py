@@ -12,7 +12,7 @@ import random
 
 import pytest
 import torch
-from test_engine import exact_law, hf_greedy, law_pvalue, tiny_lm
+from test_engine import CheckedDraftModel, exact_law, hf_greedy, law_pvalue, tiny_lm
 
 from specbench_cli.drafters import DraftContext
 from specbench_cli.drafters.draft_model import DraftModelDrafter
@@ -149,6 +149,17 @@ def test_self_draft_batch_accepts_everything(target):
             outputs[i] += step.tokens
             assert step.prefill or step.accepted == step.drafted == 4
     assert outputs == [hf_greedy(target, p, 21) for p in prompts]
+
+
+def test_draft_cache_holds_only_committed_tokens_per_row(target, draft):
+    """Whenever the batched draft model starts drafting, each row's cache holds a prefix of
+    that row's committed tokens (never its pending one), and outputs equal `generate`'s."""
+    drafter = CheckedDraftModel(DraftContext(GREEDY, VOCAB, draft))
+    engine = Engine(target, VOCAB, GREEDY, get_strategy("greedy"), drafter, 3)
+    prompts = ragged_prompts(5)
+    outputs, _ = run_batch(engine, prompts, 40)
+    assert drafter.checks > 5
+    assert outputs == [hf_greedy(target, p, 40) for p in prompts]
 
 
 def test_bad_batches_are_refused(target):
