@@ -72,10 +72,10 @@ def paired_speedup_ci(strategy: list[PromptRecord], baseline: list[PromptRecord]
     the same of the baseline) over prompts, `strategy[i]` paired with `baseline[i]`."""
     if len(strategy) < 2:
         return []
-    tok_s, wall_s, tok_b, wall_b = (
-        np.array([r["new_tokens"] if tokens else throughput_wall_s(r) for r in side], dtype=float)
-        for side in (strategy, baseline) for tokens in (True, False)
-    )  # fmt: skip
+    tok_s, tok_b = (np.array([r["new_tokens"] for r in side], dtype=float)
+                    for side in (strategy, baseline))  # fmt: skip
+    wall_s, wall_b = (np.array([throughput_wall_s(r) for r in side], dtype=float)
+                      for side in (strategy, baseline))  # fmt: skip
 
     def speedup(idx: np.ndarray) -> np.ndarray:
         return (tok_s[idx].sum(1) / wall_s[idx].sum(1)) / (tok_b[idx].sum(1) / wall_b[idx].sum(1))
