@@ -34,6 +34,7 @@ class RunConfig:
     suites: list[str] = field(default_factory=lambda: ["default"])
     limit: int | None = None  # the first N prompts of each category of each suite
     k: int = 4
+    batch_size: int = 1  # prompts decoded together (groups in suite order)
     temperature: float = 1.0
     top_k: int = 0
     top_p: float = 1.0
@@ -70,6 +71,7 @@ FIELDS = {f.name for f in dataclasses.fields(RunConfig)}
 FLAGS = {
     "target": "--target", "draft": "--draft", "drafter": "--drafter",
     "strategies": "--strategy", "suites": "--suite", "limit": "--limit", "k": "--k",
+    "batch_size": "--batch-size",
     "temperature": "--temperature", "top_k": "--top-k", "top_p": "--top-p",
     "max_new_tokens": "--max-new-tokens", "seed": "--seed", "dtype": "--dtype",
     "trust_remote_code": "--trust-remote-code", "chat_template": "--chat-template",
@@ -168,6 +170,7 @@ def validate(cfg: RunConfig) -> None:
     """Value checks that need no model; raise BadInput with the flag name."""
     checks = [
         (1 <= cfg.k <= MAX_K, f"--k must be between 1 and {MAX_K} (got {cfg.k})"),
+        (cfg.batch_size >= 1, f"--batch-size must be >= 1 (got {cfg.batch_size})"),
         (math.isfinite(cfg.temperature) and cfg.temperature >= 0,
          f"--temperature must be a finite number >= 0 (got {cfg.temperature})"),
         (0 < cfg.top_p <= 1, f"--top-p must be in (0, 1] (got {cfg.top_p})"),

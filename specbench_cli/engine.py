@@ -1,14 +1,21 @@
-"""The decoding loop: one loop for the autoregressive baseline and every strategy (batch size 1).
+"""The decoding loop: one loop for the autoregressive baseline and every strategy, over a batch
+of sequences (one sequence is a batch of one, through the same code).
 
-Invariant between steps (docs/engine.md): the committed sequence has L tokens, the target KV
-cache holds the first L-1, and the last one is pending. A step drafts n_r <= k tokens, runs one
-target forward over [pending, drafts], verifies with the strategy, commits the a accepted drafts
-plus one emitted token (correction or bonus), and crops the target cache to L + a entries. With no
-drafter (or an empty draft) a step is an ordinary decoding step: that is the baseline.
+Invariant between steps, per row (docs/engine.md): the committed sequence has L tokens, the
+target KV cache holds the first L-1, and the last one is pending. A step drafts n_r <= k tokens
+per row, runs one target forward over every row's [pending, drafts] (ragged, in a
+`RaggedCache`), verifies the drafted rows in one call of the strategy, commits per row the a_r
+accepted drafts plus one emitted token (correction or bonus), and cuts each row's cache to
+L + a_r entries. A row without drafts takes an ordinary decoding step: with no drafter that is
+the baseline. A row that reaches EOS or its token budget leaves the batch in the same step.
 
-The engine knows models, a drafter and a strategy through their protocols and yields one
-`StepRecord` per target forward pass; it never prints or aggregates. An observer (the
-divergence audit) may look at each step's distributions after the step's clock stopped.
+Randomness is per row: each row owns a generator seeded with its own seed, and draws from it
+exactly what a batch of one would draw, so a row's tokens never depend on its neighbours'.
+
+The engine knows models, a drafter and a strategy through their protocols and yields, per target
+forward pass, one `StepRecord` per row that took part; it never prints or aggregates. An
+observer (the divergence audit) may look at each row's distributions after the step's clock
+stopped.
 """
 
 from __future__ import annotations
@@ -20,12 +27,14 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 
-from specbench_cli.kvcache import cache_argument, crop_to
+from specbench_cli.drafters import as_batch_drafter
+from specbench_cli.noise import Noise
+from specbench_cli.ragged_cache import RaggedCache
 from specbench_cli.sampling import SamplingConfig, process_logits, sample, to_probs
 from specbench_cli.timing import device_sync
 
 if TYPE_CHECKING:
-    from specbench_cli.drafters import Drafter
+    from specbench_cli.drafters import BatchDrafter, Drafter
     from specbench_cli.strategies import Strategy
 
 
@@ -34,7 +43,7 @@ class StepRecord:
     drafted: int  # n_r, tokens the drafter proposed (0 for prefill and baseline steps)
     accepted: int  # drafts kept
     tokens: list[int]  # ids committed by this step
-    step_s: float  # wall time of the whole step (observers excluded)
+    step_s: float  # wall time of the whole step, for the whole batch (observers excluded)
     target_s: float  # target forward pass
     draft_s: float  # inside the drafter (its own forward passes included)
     draft_forward_s: float  # the drafter's model forward passes alone
@@ -56,19 +65,31 @@ class StepObserver(Protocol):
         """Look at a verified step: `target_probs` `[n+1, V]`, `draft_probs` `[n, V]` or None."""
 
 
+@dataclass
+class _Row:
+    """One sequence of a batch while it decodes."""
+
+    index: int  # position in the batch the caller passed
+    context: list[int]  # prompt + committed tokens; the last one is pending
+    budget: int  # new tokens still allowed
+    generator: torch.Generator  # this row's verification and sampling randomness
+
+
 class Engine:
-    """Speculative decoding for one sequence at a time.
+    """Speculative decoding for a batch of sequences (or one).
 
     Args:
         model: target causal LM (transformers), eval mode.
         vocab_size: logit width shared with the drafter (logits are cut to it).
         sampling: temperature / top-k / top-p, applied identically to target and draft.
         strategy: acceptance rule, or None for the baseline.
-        drafter: the drafter, or None for the baseline.
+        drafter: the drafter, or None for the baseline: a `BatchDrafter`, or a single-sequence
+            `Drafter` that is then run once per row (`drafters.as_batch_drafter`).
         k: tokens drafted per step.
         eos_ids: generation stops after any of these is committed.
         noise_mode: final-token noise of the verify step, race or icdf (docs/randomness.md).
-        observer: called after each verified step, outside its timing (the divergence audit).
+        observer: called after each verified step, per drafted row, outside its timing (the
+            divergence audit).
     """
 
     def __init__(
@@ -77,7 +98,7 @@ class Engine:
         vocab_size: int,
         sampling: SamplingConfig,
         strategy: Strategy | None = None,
-        drafter: Drafter | None = None,
+        drafter: Drafter | BatchDrafter | None = None,
         k: int = 4,
         eos_ids: tuple[int, ...] = (),
         noise_mode: str = "race",
@@ -88,25 +109,106 @@ class Engine:
         self.vocab_size = vocab_size
         self.sampling = sampling
         self.strategy = strategy
-        self.drafter = drafter
+        self.drafter = None if drafter is None else as_batch_drafter(drafter)
         self.k = k if drafter is not None else 0
         self.eos_ids = frozenset(eos_ids)
         self.noise_mode = noise_mode
         self.observer = observer
         self.sync = device_sync(self.device)
-        self._cache_arg = cache_argument(model)
 
-    def _forward(self, ids: list[int], cache: Any, keep_last: bool) -> torch.Tensor:
-        inp = torch.tensor([ids], device=self.device)
-        kwargs = {"logits_to_keep": 1} if keep_last else {}
-        out = self.model(input_ids=inp, use_cache=True, **{self._cache_arg: cache}, **kwargs)
-        return out.logits[0, :, : self.vocab_size]  # [n, V]
+    def generate(
+        self, prompt_ids: list[int], max_new_tokens: int, seed: int
+    ) -> Iterator[StepRecord]:
+        """Decode one sequence: a batch of one."""
+        for records in self.generate_batch([prompt_ids], max_new_tokens, [seed]):
+            yield records[0]
 
-    def _emit_plain(self, logits: torch.Tensor, gen: torch.Generator) -> int:
+    @torch.inference_mode()
+    def generate_batch(
+        self, prompts: list[list[int]], max_new_tokens: int, seeds: list[int]
+    ) -> Iterator[dict[int, StepRecord]]:
+        """Decode `prompts` together, row `r` with randomness from `seeds[r]` only. Yields per
+        target forward pass the record of every row that took part, by its index in `prompts`;
+        a row leaves after the record holding its EOS or its last budgeted token."""
+        if len(prompts) != len(seeds) or not prompts or not all(prompts):
+            raise ValueError("generate_batch needs one seed per prompt and no empty prompt")
+        rows = [_Row(i, list(p), max_new_tokens, torch.Generator(self.device).manual_seed(s))
+                for i, (p, s) in enumerate(zip(prompts, seeds, strict=True))]  # fmt: skip
+        if self.drafter is not None:
+            self.drafter.start([s + 1 for s in seeds])
+        cache = RaggedCache(self.model, len(rows))
+        rows, records = self._prefill(rows, cache)
+        yield records
+        while rows:
+            rows, records = self._step(rows, cache)
+            yield records
+
+    def _prefill(self, rows: list[_Row], cache: RaggedCache
+                 ) -> tuple[list[_Row], dict[int, StepRecord]]:  # fmt: skip
+        """Left-padded forward over the prompts; each row's first new token becomes pending."""
+        self.sync()
+        t0 = time.perf_counter()
+        logits = cache.forward([r.context for r in rows], right_align=True, last_only=True)
+        self.sync()
+        t1 = time.perf_counter()
+        emitted = self._emit_plain(logits[:, -1, : self.vocab_size], rows)
+        t2 = time.perf_counter()
+        news = [self._commit_row(r, [], 0, tok) for r, tok in zip(rows, emitted, strict=True)]
+        live = self._finish(rows, cache)
+        t3 = time.perf_counter()
+        records = {r.index: StepRecord(0, 0, new, t3 - t0, t1 - t0, 0.0, 0.0, t2 - t1, prefill=True)
+                   for r, new in zip(rows, news, strict=True)}  # fmt: skip
+        return live, records
+
+    def _step(self, rows: list[_Row], cache: RaggedCache
+              ) -> tuple[list[_Row], dict[int, StepRecord]]:  # fmt: skip
+        t0 = time.perf_counter()
+        drafts, draft_probs, draft_forward_s = self._draft(rows)
+        t1 = time.perf_counter()
+        logits = cache.forward([[r.context[-1]] + d for r, d in zip(rows, drafts, strict=True)],
+                               last_only=not any(drafts))[..., : self.vocab_size]  # fmt: skip
+        self.sync()
+        t2 = time.perf_counter()
+        accepted, emitted, target_probs = self._decide(logits, rows, drafts, draft_probs)
+        t3 = time.perf_counter()
+        # each row keeps pending + accepted drafts; its emitted token becomes the new pending one
+        cache.truncate([len(r.context) + a for r, a in zip(rows, accepted, strict=True)])
+        news = [self._commit_row(*row) for row in zip(rows, drafts, accepted, emitted, strict=True)]
+        if self.drafter is not None:
+            self.drafter.observe_batch(accepted)
+        live = self._finish(rows, cache)
+        t4 = time.perf_counter()
+        records = {}
+        for i, r in enumerate(rows):
+            record = StepRecord(len(drafts[i]), accepted[i], news[i], t4 - t0, t2 - t1, t1 - t0,
+                                draft_forward_s, t3 - t2)  # fmt: skip
+            if self.observer is not None and drafts[i]:
+                p = None if self.sampling.greedy else draft_probs[i]
+                self.observer(record, target_probs[i], p, drafts[i])  # after the clock stopped
+            records[r.index] = record
+        return live, records
+
+    def _draft(self, rows: list[_Row]) -> tuple[list[list[int]], list[torch.Tensor | None], float]:
+        """Each row's drafts (cut by `_cut_draft`), their laws, and the drafter's forward time."""
+        if self.drafter is None:
+            return [[] for _ in rows], [None] * len(rows), 0.0
+        batch = self.drafter.propose_batch([r.context for r in rows],
+                                           [min(self.k, r.budget - 1) for r in rows])  # fmt: skip
+        drafts, probs = [], []
+        for r, draft in zip(rows, batch.drafts, strict=True):
+            tokens = self._cut_draft(draft.tokens, r.budget)
+            drafts.append(tokens)
+            probs.append(draft.probs[: len(tokens)] if draft.probs is not None and tokens else None)
+        return drafts, probs, batch.forward_s
+
+    def _emit_plain(self, logits: torch.Tensor, rows: list[_Row]) -> list[int]:
+        """One token per row from its logits `[B, V]`: argmax at temperature 0, else a sample
+        with the row's own generator."""
         processed = process_logits(logits, self.sampling)
         if self.sampling.greedy:
-            return int(processed.argmax())
-        return int(sample(to_probs(processed, self.sampling)[None], gen))
+            return processed.argmax(-1).tolist()
+        probs = to_probs(processed, self.sampling)
+        return [int(sample(probs[i : i + 1], r.generator)) for i, r in enumerate(rows)]
 
     def _cut_draft(self, tokens: list[int], budget: int) -> list[int]:
         """Drafts worth verifying: up to k, stopping after an EOS and leaving room in the token
@@ -126,76 +228,96 @@ class Engine:
             new.append(emitted)
         return new
 
-    @torch.inference_mode()
-    def generate(
-        self, prompt_ids: list[int], max_new_tokens: int, seed: int
-    ) -> Iterator[StepRecord]:
-        from transformers import DynamicCache
+    def _commit_row(self, row: _Row, drafts: list[int], accepted: int, emitted: int) -> list[int]:
+        new = self._commit(drafts, accepted, emitted)
+        row.context.extend(new)
+        row.budget -= len(new)
+        return new
 
-        gen = torch.Generator(device=self.device).manual_seed(seed)
-        if self.drafter is not None:
-            self.drafter.reset(seed + 1)
-        cache = DynamicCache()
-
-        # prefill: the cache then holds the whole prompt and the first new token is pending
-        self.sync()
-        t0 = time.perf_counter()
-        logits = self._forward(prompt_ids, cache, keep_last=True)
-        self.sync()
-        t1 = time.perf_counter()
-        new = self._commit([], 0, self._emit_plain(logits[-1], gen))
-        t2 = time.perf_counter()
-        yield StepRecord(0, 0, new, t2 - t0, t1 - t0, 0.0, 0.0, t2 - t1, prefill=True)
-        context = list(prompt_ids) + new
-        produced = len(new)
-
-        while produced < max_new_tokens and context[-1] not in self.eos_ids:
-            budget = max_new_tokens - produced
-            t0 = time.perf_counter()
-            drafts: list[int] = []
-            draft_probs = None
-            draft_forward_s = 0.0
+    def _finish(self, rows: list[_Row], cache: RaggedCache) -> list[_Row]:
+        """The rows still decoding; finished rows leave the cache and the drafter at once, so no
+        token is computed for them afterwards."""
+        keep = [i for i, r in enumerate(rows) if r.budget > 0 and r.context[-1] not in self.eos_ids]
+        if keep and len(keep) < len(rows):
+            cache.select(keep)
             if self.drafter is not None:
-                draft = self.drafter.propose(context, min(self.k, budget - 1))
-                drafts = self._cut_draft(draft.tokens, budget)
-                if draft.probs is not None and drafts:
-                    draft_probs = draft.probs[: len(drafts)]
-                draft_forward_s = draft.forward_s
-            t1 = time.perf_counter()
-            cache_len = len(context) - 1
-            logits = self._forward([context[-1]] + drafts, cache, keep_last=not drafts)
-            self.sync()
-            t2 = time.perf_counter()
-            if drafts:
-                accepted, emitted, target_probs = self._verify(logits, drafts, draft_probs, gen)
-            else:
-                accepted, emitted, target_probs = 0, self._emit_plain(logits[-1], gen), None
-            t3 = time.perf_counter()
-            new = self._commit(drafts, accepted, emitted)
-            # keep pending + accepted drafts; the emitted token becomes the new pending one
-            crop_to(cache, cache_len + 1 + accepted)
-            context.extend(new)
-            produced += len(new)
-            if self.drafter is not None:
-                self.drafter.observe(accepted)
-            t4 = time.perf_counter()
-            record = StepRecord(len(drafts), accepted, new, t4 - t0, t2 - t1, t1 - t0,
-                                draft_forward_s, t3 - t2)
-            if self.observer is not None and drafts:
-                p = None if self.sampling.greedy else draft_probs
-                self.observer(record, target_probs, p, drafts)  # after the clock stopped
-            yield record
+                self.drafter.keep_rows(keep)
+        return [rows[i] for i in keep]
 
-    def _verify(self, logits: torch.Tensor, drafts: list[int], draft_probs: torch.Tensor | None,
-                gen: torch.Generator) -> tuple[int, int, torch.Tensor]:  # fmt: skip
-        processed = process_logits(logits, self.sampling)  # [n_r+1, V]
+    def _decide(self, logits: torch.Tensor, rows: list[_Row], drafts: list[list[int]],
+                draft_probs: list[torch.Tensor | None]
+                ) -> tuple[list[int], list[int], dict[int, torch.Tensor]]:  # fmt: skip
+        """Per row, accepted drafts and the emitted token; for drafted rows (by position) the
+        target law `[n_r + 1, V]`, for the observer. Logits `[B, W, V]`."""
+        B = len(rows)
+        accepted, emitted = [0] * B, [0] * B
+        plain = [i for i in range(B) if not drafts[i]]
+        drafted = [i for i in range(B) if drafts[i]]
+        if plain:
+            rows_logits = logits[:, 0] if len(plain) == B else logits[plain, 0]
+            tokens = self._emit_plain(rows_logits, [rows[i] for i in plain])
+            for i, tok in zip(plain, tokens, strict=True):
+                emitted[i] = tok
+        target_probs: dict[int, torch.Tensor] = {}
+        if drafted:
+            sub = logits if len(drafted) == B else logits[drafted]
+            a, e, probs = self._verify(sub, [drafts[i] for i in drafted],
+                                       [draft_probs[i] for i in drafted],
+                                       [rows[i].generator for i in drafted])  # fmt: skip
+            for j, i in enumerate(drafted):
+                accepted[i], emitted[i] = a[j], e[j]
+                target_probs[i] = probs[j, : len(drafts[i]) + 1]
+        return accepted, emitted, target_probs
+
+    def _verify(self, logits: torch.Tensor, drafts: list[list[int]],
+                draft_probs: list[torch.Tensor | None], generators: list[torch.Generator]
+                ) -> tuple[list[int], list[int], torch.Tensor]:  # fmt: skip
+        """The one verification call: every drafted row at once, ragged drafts padded to the
+        longest (`num_drafts` marks each row's own count)."""
+        processed = process_logits(logits, self.sampling)  # [B, k+1, V]
         target_probs = to_probs(processed, self.sampling)
-        x = torch.tensor([drafts], device=logits.device)
-        p = None if self.sampling.greedy or draft_probs is None else draft_probs[None]
+        k = logits.shape[1] - 1
+        n = [len(d) for d in drafts]
+        x = torch.tensor([d + [0] * (k - len(d)) for d in drafts], device=logits.device)
+        p = None if self.sampling.greedy else _draft_law(draft_probs, drafts, k, processed)
+        noise = (_row_noise(generators, n, processed.shape[-1], self.noise_mode, logits.device)
+                 if self.strategy.uses_noise else None)  # fmt: skip
+        num_drafts = torch.tensor(n, device=logits.device) if min(n) < k else None
         # inputs come from our own softmax: value checks would cost more than the kernel
-        result = self.strategy.verify(
-            target_probs[None], p, x, generator=gen, target_logits=processed[None],
-            noise_mode=self.noise_mode, validate=False,
+        result = self.strategy.verify_with_noise(
+            target_probs, p, x, noise, target_logits=processed, num_drafts=num_drafts,
+            validate=False,
         )
-        accepted = int(result.num_accepted[0])
-        return accepted, int(result.tokens[0, accepted]), target_probs
+        accepted = result.num_accepted.tolist()
+        emitted = result.tokens.gather(1, result.num_accepted[:, None]).squeeze(1).tolist()
+        return accepted, emitted, target_probs
+
+
+def _draft_law(probs: list[torch.Tensor | None], drafts: list[list[int]], k: int,
+               like: torch.Tensor) -> torch.Tensor | None:  # fmt: skip
+    """`[B, k, V]`: each row's draft laws, one-hot where its drafter reported none, zero past
+    its drafts (those positions are never tested); None when every row's drafts are one-hot."""
+    if all(p is None for p in probs):
+        return None
+    out = like.new_zeros(len(drafts), k, like.shape[-1])
+    for i, (p, d) in enumerate(zip(probs, drafts, strict=True)):
+        if p is None:
+            out[i, torch.arange(len(d)), torch.tensor(d)] = 1.0
+        else:
+            out[i, : len(d)] = p
+    return out
+
+
+def _row_noise(generators: list[torch.Generator], n: list[int], V: int, mode: str,
+               device: torch.device) -> Noise:  # fmt: skip
+    """Each row's verification noise drawn from its own generator exactly as a batch of one
+    draws it (`n_r` accept uniforms, then the final-token noise); accept uniforms are padded
+    with zeros to the longest draft (positions past `n_r` are never tested)."""
+    k = max(n)
+    parts = [Noise.draw(g, 1, m, V, mode, device=device)
+             for g, m in zip(generators, n, strict=True)]  # fmt: skip
+    u_acc = torch.cat([torch.nn.functional.pad(p.u_acc, (0, k - m))
+                       for p, m in zip(parts, n, strict=True)])  # fmt: skip
+    if mode == "race":
+        return Noise(u_acc, mode, e_fin=torch.cat([p.e_fin for p in parts]))
+    return Noise(u_acc, mode, u_fin=torch.cat([p.u_fin for p in parts]))

@@ -3,6 +3,11 @@
 Counts are summed first and divided last (never a mean of per-prompt means), so a long prompt
 weighs by its tokens and steps. Speedup pairs each strategy with the baseline on the prompts
 that finished under both, and its interval resamples those prompts (paired bootstrap).
+
+Batches: throughput divides tokens by each record's share of its batches' wall time
+(`batch_share_s`, which is `wall_s` at batch 1), so it is a batch's tokens over that batch's wall
+time, summed over batches. The per-request view is each record's own latency per token,
+`wall_s / new_tokens`, as a median and 90th percentile over requests.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from specbench_cli.bootstrap import mean_difference, paired_interval
-from specbench_cli.results import BASELINE, PromptRecord, ResultRow
+from specbench_cli.results import BASELINE, PromptRecord, ResultRow, throughput_wall_s
 
 
 def _ok(records: list[PromptRecord]) -> list[PromptRecord]:
@@ -53,18 +58,27 @@ def acceptance_counts(records: list[PromptRecord], k: int) -> dict[str, Any]:
 
 
 def tokens_per_second(records: list[PromptRecord]) -> float:
-    wall = sum(r["wall_s"] for r in records)
+    wall = sum(throughput_wall_s(r) for r in records)
     return sum(r["new_tokens"] for r in records) / wall if wall > 0 else 0.0
+
+
+def time_per_token(records: list[PromptRecord]) -> tuple[float, float]:
+    """(median, 90th percentile) over requests of each one's latency per output token,
+    `wall_s / new_tokens`; zeros when no record generated a token."""
+    per_request = [r["wall_s"] / r["new_tokens"] for r in records if r["new_tokens"] > 0]
+    if not per_request:
+        return 0.0, 0.0
+    return float(np.median(per_request)), float(np.percentile(per_request, 90))
 
 
 def paired_speedup_ci(strategy: list[PromptRecord], baseline: list[PromptRecord]) -> list[float]:
     """95% interval of the speedup (sum tokens / sum time of the strategy over the same of the
     baseline) over prompts, `strategy[i]` paired with `baseline[i]`; `[]` below the minimum
-    number of prompts (bootstrap.py)."""
-    tok_s, wall_s, tok_b, wall_b = (
-        np.array([r[key] for r in side], dtype=float)
-        for side in (strategy, baseline) for key in ("new_tokens", "wall_s")
-    )  # fmt: skip
+    number of prompts (bootstrap.py). At batch N a record's time is its share of its batches."""
+    tok_s, tok_b = (np.array([r["new_tokens"] for r in side], dtype=float)
+                    for side in (strategy, baseline))  # fmt: skip
+    wall_s, wall_b = (np.array([throughput_wall_s(r) for r in side], dtype=float)
+                      for side in (strategy, baseline))  # fmt: skip
 
     def speedup(idx: np.ndarray) -> np.ndarray:
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -101,8 +115,10 @@ def aggregate(
         tps = tokens_per_second(paired if baseline else ok) if ok else 0.0
         base_tps = tokens_per_second(base_paired) if base_paired else None
         counts = acceptance_counts(ok, k)
-        wall = sum(r["wall_s"] for r in ok)
+        wall = sum(throughput_wall_s(r) for r in ok)
+        latency = sum(r["wall_s"] for r in ok)
         ttfts = [r["ttft_s"] for r in ok if r.get("ttft_s") is not None]
+        tpot_median, tpot_p90 = time_per_token(ok)
         row: ResultRow = {
             "strategy": strategy,
             "strategy_name": info["name"],
@@ -110,6 +126,7 @@ def aggregate(
             "drafter": drafter,
             "suite": suite,
             "category": category,
+            "batch_size": max((r.get("batch_size", 1) for r in group), default=1),
             "num_prompts": len(ok),
             "num_failed": len(group) - len(ok),
             "new_tokens": sum(r["new_tokens"] for r in ok),
@@ -125,8 +142,10 @@ def aggregate(
             if strategy != BASELINE else [],
             "target_forward_passes": counts["target_forward_passes"],
             "time_to_first_token_s": statistics.median(ttfts) if ttfts else None,
+            "time_per_token_median_s": tpot_median,
+            "time_per_token_p90_s": tpot_p90,
             "peak_memory_bytes": _max_known(ok, "peak_memory_bytes"),
-            "draft_time_share": _draft_share(ok, wall),
+            "draft_time_share": _draft_share(ok, latency),
             "divergence": _divergence(ok),
             "quality": _quality(ok),
             "quality_delta": {} if strategy == BASELINE else _quality_delta(paired, baseline),

@@ -1,8 +1,15 @@
-"""One prompt under one contender -> one `PromptRecord` (the schema lives in results.py).
+"""A group of prompts under one contender -> one `PromptRecord` per prompt (the schema lives in
+results.py).
 
-`run_prompt` decodes every turn of a prompt (earlier answers fed back, MT-Bench style) and sums
-the engine's step records into the prompt's counts and timings; `failed_record` stands in for a
-prompt that raised, so a run keeps going and says what failed.
+`run_group` decodes a group of prompts together, turn by turn: turn t of every prompt that has
+one forms one batch (earlier answers fed back, MT-Bench style), and each prompt's record sums the
+engine's step records of its own row. A group of one is the unbatched run. `failed_record` stands
+in for a prompt that raised, so a run keeps going and says what failed.
+
+Timing at batch N: a row's `wall_s` is its own latency (the steps of its batch until it
+finished, summed over turns); `batch_share_s` is its share of its batches' wall time (each
+turn's batch wall time split evenly among the rows decoded in it), so the shares of a group sum
+to the group's wall time and throughput is tokens over shares.
 """
 
 from __future__ import annotations
@@ -11,72 +18,89 @@ from typing import Any
 
 from specbench_cli.config import RunConfig
 from specbench_cli.contenders import Contender
+from specbench_cli.engine import StepRecord
 from specbench_cli.memory import PeakMemory
 from specbench_cli.prompts import Message, encode, prompt_seed
 from specbench_cli.results import PromptRecord
 from specbench_cli.suite_records import Prompt
 
 
-def run_prompt(c: Contender, suite: str, prompt: Prompt, tokenizer: Any, cfg: RunConfig,
-               max_new: int) -> PromptRecord:  # fmt: skip
-    """All turns of one prompt under one contender, with that contender's peak memory."""
-    messages: list[Message] = []
-    record: PromptRecord = {
+def _new_record(c: Contender, suite: str, prompt: Prompt, cfg: RunConfig, max_new: int,
+                batch_index: int, batch_rows: int) -> PromptRecord:  # fmt: skip
+    return {
         "suite": suite, "prompt_id": prompt.id, "category": prompt.category or suite,
         "strategy": c.label, "drafter": c.drafter, "status": "ok", "error": None,
+        "batch_size": cfg.batch_size, "batch_index": batch_index, "batch_rows": batch_rows,
         "output_token_ids": [], "output_text": [], "new_tokens": 0, "prompt_tokens": 0,
-        "max_new_tokens": max_new, "truncated": False, "wall_s": 0.0, "draft_s": 0.0,
-        "verify_s": 0.0, "ttft_s": 0.0, "target_forward_passes": 0, "accepted_lengths": [],
-        "drafted_lengths": [], "kl_sum": 0.0, "tv_sum": 0.0, "drafted_positions": 0,
-        "turns": [],
+        "max_new_tokens": max_new, "truncated": False, "wall_s": 0.0, "batch_share_s": 0.0,
+        "draft_s": 0.0, "verify_s": 0.0, "ttft_s": 0.0, "target_forward_passes": 0,
+        "accepted_lengths": [], "drafted_lengths": [], "kl_sum": 0.0, "tv_sum": 0.0,
+        "drafted_positions": 0, "turns": [],
     }
+
+
+def _add_step(record: PromptRecord, step: StepRecord, turn: int) -> None:
+    record["wall_s"] += step.step_s
+    if step.prefill:
+        if turn == 0:
+            record["ttft_s"] = step.step_s
+    else:
+        record["accepted_lengths"].append(step.accepted)
+        record["drafted_lengths"].append(step.drafted)
+    record["target_forward_passes"] += 1
+    record["draft_s"] += step.draft_s
+    record["verify_s"] += step.target_s + step.verify_s
+    record["kl_sum"] += step.kl
+    record["tv_sum"] += step.tv
+    record["drafted_positions"] += step.audited
+
+
+def run_group(c: Contender, suite: str, prompts: list[Prompt], tokenizer: Any, cfg: RunConfig,
+              max_new: int, batch_index: int = 0) -> list[PromptRecord]:  # fmt: skip
+    """All turns of `prompts` under one contender, decoded as one batch per turn, with that
+    contender's peak memory; records in the order of `prompts`."""
+    records = [_new_record(c, suite, p, cfg, max_new, batch_index, len(prompts))
+               for p in prompts]  # fmt: skip
+    conversations: list[list[Message]] = [[] for _ in prompts]
     with PeakMemory(c.engine.device) as peak:
-        for turn, text in enumerate(prompt.turns):
-            messages.append({"role": "user", "content": text})
-            ids = encode(tokenizer, messages, cfg.chat_template)
-            seed = prompt_seed(cfg.seed, suite, prompt.id, turn)
-            out, timing = _decode_turn(c, ids, max_new, seed, record)
-            answer = tokenizer.decode(out, skip_special_tokens=True)
-            messages.append({"role": "assistant", "content": answer})
-            truncated = len(out) >= max_new and out[-1] not in c.engine.eos_ids
-            record["turns"].append({"prompt_tokens": len(ids), "new_tokens": len(out),
-                                    "truncated": truncated, **timing})  # fmt: skip
-            record["output_token_ids"].extend(out)
-            record["output_text"].append(answer)
-            record["new_tokens"] += len(out)
-            record["prompt_tokens"] += len(ids)
-            record["truncated"] |= truncated
-            if turn == 0:
-                record["ttft_s"] = timing["ttft_s"]
-    record["peak_memory_bytes"] = peak.bytes
-    return record
+        for turn in range(max(len(p.turns) for p in prompts)):
+            rows = [i for i, p in enumerate(prompts) if turn < len(p.turns)]
+            for i in rows:
+                conversations[i].append({"role": "user", "content": prompts[i].turns[turn]})
+            ids = [encode(tokenizer, conversations[i], cfg.chat_template) for i in rows]
+            seeds = [prompt_seed(cfg.seed, suite, prompts[i].id, turn) for i in rows]
+            outputs: list[list[int]] = [[] for _ in rows]
+            timings = [{"wall_s": 0.0, "ttft_s": 0.0} for _ in rows]
+            batch_wall = 0.0
+            for steps in c.engine.generate_batch(ids, max_new, seeds):
+                for j, step in steps.items():
+                    _add_step(records[rows[j]], step, turn)
+                    timings[j]["wall_s"] += step.step_s
+                    if step.prefill:
+                        timings[j]["ttft_s"] = step.step_s
+                    outputs[j].extend(step.tokens)
+                batch_wall += next(iter(steps.values())).step_s
+            for j, (i, out) in enumerate(zip(rows, outputs, strict=True)):
+                record = records[i]
+                answer = tokenizer.decode(out, skip_special_tokens=True)
+                conversations[i].append({"role": "assistant", "content": answer})
+                truncated = len(out) >= max_new and out[-1] not in c.engine.eos_ids
+                record["turns"].append({"prompt_tokens": len(ids[j]), "new_tokens": len(out),
+                                        "truncated": truncated, **timings[j]})  # fmt: skip
+                record["output_token_ids"].extend(out)
+                record["output_text"].append(answer)
+                record["new_tokens"] += len(out)
+                record["prompt_tokens"] += len(ids[j])
+                record["truncated"] |= truncated
+                record["batch_share_s"] += batch_wall / len(rows)
+    for record in records:
+        record["peak_memory_bytes"] = peak.bytes
+    return records
 
 
-def _decode_turn(c: Contender, ids: list[int], max_new: int, seed: int,
-                 record: PromptRecord) -> tuple[list[int], dict[str, float]]:  # fmt: skip
-    """Decode one turn, adding its step counts to `record`; (tokens, the turn's timings)."""
-    out: list[int] = []
-    timing = {"wall_s": 0.0, "ttft_s": 0.0}
-    for step in c.engine.generate(ids, max_new, seed):
-        timing["wall_s"] += step.step_s
-        if step.prefill:
-            timing["ttft_s"] = step.step_s
-        else:
-            record["accepted_lengths"].append(step.accepted)
-            record["drafted_lengths"].append(step.drafted)
-        record["wall_s"] += step.step_s
-        record["target_forward_passes"] += 1
-        record["draft_s"] += step.draft_s
-        record["verify_s"] += step.target_s + step.verify_s
-        record["kl_sum"] += step.kl
-        record["tv_sum"] += step.tv
-        record["drafted_positions"] += step.audited
-        out.extend(step.tokens)
-    return out, timing
-
-
-def failed_record(c: Contender, suite: str, prompt: Prompt, exc: BaseException) -> PromptRecord:
+def failed_record(c: Contender, suite: str, prompt: Prompt, exc: BaseException,
+                  batch_size: int = 1) -> PromptRecord:  # fmt: skip
     message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     return {"suite": suite, "prompt_id": prompt.id, "category": prompt.category or suite,
             "strategy": c.label, "drafter": c.drafter, "status": "failed",
-            "error": f"{type(exc).__name__}: {message}"[:500]}
+            "batch_size": batch_size, "error": f"{type(exc).__name__}: {message}"[:500]}

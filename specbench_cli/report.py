@@ -40,6 +40,13 @@ def _speedup_ci(row: dict[str, Any]) -> str:
     return f"{ci[0]:.2f}-{ci[1]:.2f}" if len(ci) == 2 else f"n={row.get('num_paired', '?')}<5"
 
 
+def _latency(row: dict[str, Any]) -> str:
+    """Per-request time per output token in ms: median and 90th percentile over requests."""
+    if row.get("time_per_token_median_s") is None:
+        return "-"
+    return f"{1e3 * row['time_per_token_median_s']:.1f} {1e3 * row['time_per_token_p90_s']:.1f}"
+
+
 def _kl(row: dict[str, Any]) -> str:
     kl = (row.get("divergence") or {}).get("kl", 0.0)
     return "inf" if kl in ("inf", float("inf")) else _num(kl, ".3f")
@@ -89,6 +96,7 @@ def _columns(rows: list[dict[str, Any]], names: dict[str, str], suites: bool) ->
         col("n", [str(r["num_prompts"]) + (f" ({r['num_failed']} failed)" if r["num_failed"]
                                             else "") for r in rows], right=True, drop=5),
         col("tok/s", [f"{r['tokens_per_second']:.1f}" for r in rows], right=True, drop=4),
+        col("ms/token p50 p90", [_latency(r) for r in rows], right=True, drop=9),
         col("speedup", [_speedup(r) for r in rows], right=True),
         col("95% CI", [_speedup_ci(r) for r in rows], right=True, drop=3),
         col("tok/step", [_num(r["mean_accepted_tokens"], ".2f") for r in rows], right=True),
@@ -103,6 +111,8 @@ def _columns(rows: list[dict[str, Any]], names: dict[str, str], suites: bool) ->
     if suites:
         labels = [r["suite"] + (f"/{r['category']}" if r.get("category") else "") for r in rows]
         columns.insert(0, col("suite", labels, label=True))
+    if all(r.get("batch_size", 1) == 1 for r in rows):  # per-request latency is 1 / tok/s
+        columns = [c for c in columns if not c.header.startswith("ms/token")]
     if not any(r.get("quality") or r.get("quality_delta") for r in rows):
         columns = [c for c in columns if not c.header.startswith("quality")]
     return columns
@@ -136,6 +146,8 @@ def _title(data: dict[str, Any], suites: list[str]) -> str:
     else:
         title = (f"specbench: target {cfg['target']}, drafter {cfg['drafter']}, k={cfg['k']}, "
                  f"T={cfg['temperature']}, {cfg.get('noise_mode', 'race')} noise")
+        if cfg.get("batch_size", 1) > 1:
+            title += f", batch size {cfg['batch_size']}"
     if len(suites) == 1:
         title += f", suite {suites[0]}"
     if data.get("status") == "interrupted":
@@ -150,6 +162,9 @@ def _notes(rows: list[dict[str, Any]], headers: set[str], legend: dict[str, str]
         "speedup": "speedup: tokens/s over the baseline's, same run, same prompts",
         "tok/step": "tok/step: tokens per target forward pass (mean_accepted_tokens: accepted "
                     "drafts + the correction or bonus token)",
+        "ms/token p50 p90": "ms/token: per request, its latency over its tokens (median and 90th "
+                            "percentile over requests); tok/s at batch N: each batch's tokens "
+                            "over its wall time",
         "accept": "accept: accepted / drafted tokens",
         "KL": "KL, TV: divergence of the emitted law from the target's, per token",
         "quality (Δ)": "quality (Δ): the baseline's mean score; other rows: the change from the "

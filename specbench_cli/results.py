@@ -19,6 +19,9 @@ Conventions (docs/metrics.md has the full definitions):
   the same run on the same prompts (sums of new tokens over sums of wall time).
 - `divergence`: KL(pi || q) and TV(pi, q) summed over the drafted positions whose token was
   emitted, divided by the new tokens (per emitted token; 0 for lossless strategies).
+- Batches (`batch_size` N > 1): `tokens_per_second` is each batch's new tokens over its wall
+  time, summed over batches (records carry their share of it, `batch_share_s`);
+  `time_per_token_*` is the per-request view, each request's own latency per output token.
 """
 
 from __future__ import annotations
@@ -47,6 +50,9 @@ class PromptRecord(TypedDict, total=False):
     drafter: str  # drafter label, e.g. "ngram", "model"; "none" for the baseline
     status: str  # "ok" | "failed"
     error: str | None  # one line, for failed prompts
+    batch_size: int  # the run's --batch-size
+    batch_index: int  # which group of the suite (batch_size prompts in suite order), from 0
+    batch_rows: int  # prompts decoded together with this one (this one included)
     output_token_ids: list[int]  # all turns concatenated
     output_text: list[str]  # one string per turn
     new_tokens: int
@@ -54,7 +60,9 @@ class PromptRecord(TypedDict, total=False):
     max_new_tokens: int  # the token budget of each turn
     truncated: bool  # some turn stopped at the budget, not at an end-of-sequence token
     turns: list[dict[str, Any]]  # per turn: prompt_tokens, new_tokens, truncated, wall_s, ttft_s
-    wall_s: float  # decoding time, prefill included, warm-up excluded
+    wall_s: float  # decoding time, prefill included, warm-up excluded; at batch N this
+    # request's latency: its batch's steps until its last token, summed over turns
+    batch_share_s: float  # its share of its batches' wall time (split evenly per turn)
     draft_s: float  # time inside the drafter
     verify_s: float  # time in target forward passes + acceptance
     ttft_s: float  # time to first token of the first turn
@@ -79,10 +87,11 @@ class ResultRow(TypedDict, total=False):
     drafter: str
     suite: str
     category: str | None  # set on per-category rows of Spec-Bench suites
+    batch_size: int  # prompts decoded together (the run's --batch-size)
     num_prompts: int  # prompts that finished
     num_failed: int
     new_tokens: int
-    wall_s: float
+    wall_s: float  # sum of the records' batch shares: the contender's decoding time
     tokens_per_second: float
     baseline_tokens_per_second: float | None  # None without a baseline (server runs)
     speedup: float | None
@@ -93,6 +102,8 @@ class ResultRow(TypedDict, total=False):
     per_position_acceptance: list[float]
     target_forward_passes: int
     time_to_first_token_s: float  # median over prompts
+    time_per_token_median_s: float  # per request: wall_s / new_tokens; median over requests
+    time_per_token_p90_s: float  # the same, 90th percentile
     peak_memory_bytes: int
     draft_time_share: float  # draft_s / wall_s
     quality: dict[str, float]  # mean score per metric
@@ -114,6 +125,12 @@ class ResultsFile(TypedDict):
     config: dict[str, Any]  # the effective run configuration (as `--print-config` shows it)
     intervals: dict[str, Any]  # how intervals are computed: method, level, min_prompts, ...
     results: list[ResultRow]
+
+
+def throughput_wall_s(record: PromptRecord) -> float:
+    """The record's share of its batches' wall time (its own wall time at batch 1 and in
+    records written before batches existed)."""
+    return record.get("batch_share_s", record["wall_s"])
 
 
 def make_results(config: dict[str, Any], environment: dict[str, Any], rows: list[ResultRow],

@@ -1,11 +1,18 @@
 """Run suites x prompts x contenders and write the run folder; orchestration only.
 
-For every prompt the baseline and each strategy run back to back (interleaved), with the same
-seed (common random numbers), so slow drift of a shared machine hits all of them alike and the
-speedup is a ratio measured in one process. Each finished prompt x contender is appended to
-`records.jsonl` at once; `results.json` is aggregated from that file and written atomically at
-the end, or for what finished when a stop signal (Ctrl-C, SIGTERM, SIGHUP) ends the run early. A
-prompt that raises is recorded as failed and the run goes on.
+Prompts are decoded in groups of `batch_size`, in suite order (the last group may be smaller);
+every contender decodes the same groups. For every group the baseline and each strategy run back
+to back (interleaved), with the same per-prompt seeds (common random numbers), so slow drift of a
+shared machine hits all of them alike and the speedup is a ratio measured in one process. Each
+finished group x contender is appended to `records.jsonl` at once; `results.json` is aggregated
+from that file and written atomically at the end, or for what finished when a stop signal
+(Ctrl-C, SIGTERM, SIGHUP) ends the run early.
+
+A group that raises is retried prompt by prompt to find the prompts that fail on their own: they
+are recorded as failed with their own error, and the others are decoded again as one smaller
+group, so their records keep batch timing (the single-prompt retries only diagnose and are not
+recorded). If no prompt fails alone, or the smaller group fails too, its prompts are recorded as
+failed with the group's error. The run goes on either way.
 
 Bad input is found before any model loads: the config was validated when it was built, the
 suites and model specs are checked here first.
@@ -137,13 +144,14 @@ def max_new_tokens(cfg: RunConfig, suite: Any) -> int:
 def row_settings(cfg: RunConfig, max_new: int, backend: str) -> dict[str, Any]:
     """The settings a results row ran with (rows load into a data frame on their own)."""
     keys = ("target", "draft", "k", "temperature", "top_k", "top_p", "seed", "dtype",
-            "chat_template", "noise_mode")  # fmt: skip
+            "chat_template", "noise_mode", "batch_size")  # fmt: skip
     return {**{key: getattr(cfg, key) for key in keys}, "max_new_tokens": max_new,
             "verify_backend": backend}  # fmt: skip
 
 
 def warm_up(contenders: list[Any], suites: list[Any], tokenizer: Any, cfg: RunConfig) -> None:
-    """Untimed, unrecorded generations (allocator, kernels, caches) before any measurement."""
+    """Untimed, unrecorded generations (allocator, kernels, caches) before any measurement: the
+    first prompt's first turn, as many times as the run's batch size (the batch shape)."""
     from specbench_cli.prompts import encode
 
     first = next((s.prompts[0] for s in suites if s.prompts), None)
@@ -152,33 +160,66 @@ def warm_up(contenders: list[Any], suites: list[Any], tokenizer: Any, cfg: RunCo
     ids = encode(tokenizer, [{"role": "user", "content": first.turns[0]}], cfg.chat_template)
     for c in contenders:
         for _ in range(cfg.warmup):
-            for _step in c.engine.generate(ids, WARMUP_TOKENS, cfg.seed):
+            batch = c.engine.generate_batch([ids] * cfg.batch_size, WARMUP_TOKENS,
+                                            [cfg.seed] * cfg.batch_size)  # fmt: skip
+            for _step in batch:
                 pass
 
 
 def decode_all(contenders: list[Any], suites: list[Any], tokenizer: Any, cfg: RunConfig,
                folder: RunFolder, progress: ProgressReport) -> None:  # fmt: skip
-    """Every prompt under every contender, back to back, each record appended as it finishes."""
+    """Every group of prompts under every contender, back to back, records appended as each
+    group finishes."""
     from specbench_cli.quality import score_record
-    from specbench_cli.records import failed_record, run_prompt
 
     total = sum(len(s.prompts) for s in suites) * len(contenders)
     done = tokens = 0
     seconds = 0.0
+    n = cfg.batch_size
     for suite in suites:
         max_new = max_new_tokens(cfg, suite)
-        for i, prompt in enumerate(suite.prompts, 1):
+        groups = [suite.prompts[i : i + n] for i in range(0, len(suite.prompts), n)]
+        for index, group in enumerate(groups):
             for c in contenders:
                 rate = f"{tokens / seconds:.1f} tok/s" if seconds else ""
-                progress.advance(done, total, f"{suite.name} prompt {i}/{len(suite.prompts)} "
+                where = f"prompt {index * n + 1}" + (f"-{index * n + len(group)}"
+                                                     if len(group) > 1 else "")  # fmt: skip
+                progress.advance(done, total, f"{suite.name} {where}/{len(suite.prompts)} "
                                  f"{c.label}", rate)  # fmt: skip
-                try:
-                    record = run_prompt(c, suite.name, prompt, tokenizer, cfg, max_new)
-                except Exception as exc:  # one prompt's failure must not end the run
-                    record = failed_record(c, suite.name, prompt, exc)
-                else:
-                    score_record(record, suite.scorer, prompt)
-                    tokens, seconds = tokens + record["new_tokens"], seconds + record["wall_s"]
-                folder.append(record)
-                done += 1
+                records = decode_group(c, suite, group, tokenizer, cfg, max_new, index)
+                for record, prompt in zip(records, group, strict=True):
+                    if record["status"] == "ok":
+                        score_record(record, suite.scorer, prompt)
+                        tokens += record["new_tokens"]
+                        seconds += record.get("batch_share_s", record["wall_s"])
+                    folder.append(record)
+                done += len(group)
     progress.advance(done, total, "done", f"{tokens / seconds:.1f} tok/s" if seconds else "")
+
+
+def decode_group(c: Any, suite: Any, group: list[Any], tokenizer: Any, cfg: RunConfig,
+                 max_new: int, index: int) -> list[Any]:  # fmt: skip
+    """Records of one group under one contender, in group order; failures as the module
+    docstring says."""
+    from specbench_cli.records import failed_record, run_group
+
+    def attempt(prompts: list[Any]) -> list[Any] | Exception:
+        try:
+            return run_group(c, suite.name, prompts, tokenizer, cfg, max_new, index)
+        except Exception as exc:  # one group's failure must not end the run
+            return exc
+
+    result = attempt(group)
+    if not isinstance(result, Exception):
+        return result
+    alone = [attempt([p]) for p in group] if len(group) > 1 else [result]
+    records: list[Any] = [failed_record(c, suite.name, p, r, cfg.batch_size)
+                          if isinstance(r, Exception) else None
+                          for p, r in zip(group, alone, strict=True)]  # fmt: skip
+    rest = [i for i, r in enumerate(records) if r is None]
+    if rest:  # together again; if none failed alone, the failure needs the batch: it stands
+        retried = attempt([group[i] for i in rest]) if len(rest) < len(group) else result
+        for j, i in enumerate(rest):
+            records[i] = (failed_record(c, suite.name, group[i], retried, cfg.batch_size)
+                          if isinstance(retried, Exception) else retried[j])  # fmt: skip
+    return records

@@ -91,11 +91,12 @@ class CheckedDraftModel(DraftModelDrafter):
 
     checks = 0
 
-    def _sync_cache(self, context):
-        super()._sync_cache(context)
-        assert len(self.cached) <= len(context) - 1
-        assert self.cached == context[: len(self.cached)]
-        assert self.cache.get_seq_length() == len(self.cached)
+    def _sync_cache(self, contexts):
+        super()._sync_cache(contexts)
+        for cached, context in zip(self.cached, contexts, strict=True):
+            assert len(cached) <= len(context) - 1
+            assert cached == context[: len(cached)]
+        assert self.cache.lengths == [len(cached) for cached in self.cached]
         self.checks += 1
 
 
@@ -171,6 +172,21 @@ def exact_law(model, prompt: list[int], m: int, vocab: int) -> dict[tuple[int, .
     return law
 
 
+def law_pvalue(law: dict[tuple[int, ...], float], counts: dict[tuple[int, ...], int]) -> float:
+    """Chi-square p-value of observed sequence counts against an exact law."""
+    keys = sorted(law)
+    n = sum(counts.values())
+    total = sum(law.values())  # 1 up to float32 rounding
+    expected = [law[key] / total * n for key in keys]
+    observed = [counts[key] for key in keys]
+    # merge small-expectation bins into one so the chi-square approximation holds
+    big = [i for i, e in enumerate(expected) if e >= 5]
+    small = [i for i, e in enumerate(expected) if e < 5]
+    exp = [expected[i] for i in big] + ([sum(expected[i] for i in small)] if small else [])
+    obs = [observed[i] for i in big] + ([sum(observed[i] for i in small)] if small else [])
+    return stats.chisquare(obs, exp).pvalue
+
+
 @pytest.mark.parametrize("drafter_kind,k,noise_mode",
                          [("model", 1, "race"), ("model", 3, "race"), ("ngram", 2, "race"),
                           ("model", 3, "icdf")])
@@ -193,13 +209,4 @@ def test_sps_engine_samples_the_target_law(drafter_kind, k, noise_mode):
                         noise_mode=noise_mode)
         tokens, _ = run_engine(engine, prompt, m, seed=seed)
         counts[tuple(tokens)] += 1
-    keys = sorted(law)
-    total = sum(law.values())  # 1 up to float32 rounding
-    expected = [law[key] / total * n for key in keys]
-    observed = [counts[key] for key in keys]
-    # merge small-expectation bins into one so the chi-square approximation holds
-    big = [i for i, e in enumerate(expected) if e >= 5]
-    small = [i for i, e in enumerate(expected) if e < 5]
-    exp = [expected[i] for i in big] + ([sum(expected[i] for i in small)] if small else [])
-    obs = [observed[i] for i in big] + ([sum(observed[i] for i in small)] if small else [])
-    assert stats.chisquare(obs, exp).pvalue > 1e-6
+    assert law_pvalue(law, counts) > 1e-6

@@ -16,6 +16,7 @@ Examples:
   specbench run -s sps -s cactus:delta=0.5 --temperature 0.7
   specbench run --target ./big --draft ./small --suite translation --limit 10
   specbench run --config run.yaml --print-config   # settings as YAML
+  specbench run --batch-size 4 --temperature 0 --strategy greedy   # batches of 4 prompts
 
   specbench run --server http://127.0.0.1:8080 --baseline-server http://127.0.0.1:8081 \\
       --engine llamacpp --concurrency 4            # a serving engine's speculation
@@ -47,6 +48,9 @@ def run(
     limit: Annotated[int | None, typer.Option(help="At most N prompts per suite.")] = None,
     k: Annotated[int | None, typer.Option(
         "--k", help="Tokens drafted per step (default 4).")] = None,
+    batch_size: Annotated[int | None, typer.Option(
+        help="Prompts decoded together, in groups in suite order (default 1); every "
+             "contender decodes the same groups.")] = None,
     temperature: Annotated[float | None, typer.Option(
         help="Sampling temperature; 0 = greedy (default 1.0).")] = None,
     top_k: Annotated[int | None, typer.Option(help="Top-k filter, 0 = off.")] = None,
@@ -104,8 +108,8 @@ def run(
         "top_p": top_p, "max_new_tokens": max_new_tokens, "seed": seed, "dtype": dtype,
         "trust_remote_code": trust_remote_code, "output": output, "backend": backend,
         "noise_mode": noise_mode, "chat_template": chat_template, "audit": audit,
-        "warmup": warmup, "server": server, "baseline_server": baseline_server,
-        "engine": engine, "concurrency": concurrency,
+        "warmup": warmup, "batch_size": batch_size, "server": server,
+        "baseline_server": baseline_server, "engine": engine, "concurrency": concurrency,
     }
     cfg = build_config(config, overrides)
     if print_config:

@@ -46,9 +46,10 @@ SAMPLING_KEYS = (
     "draft",
     "dtype",
     "noise_mode",
+    "batch_size",
 )
 # values of keys that older result files do not record
-CONFIG_DEFAULTS = {"noise_mode": "race"}
+CONFIG_DEFAULTS = {"noise_mode": "race", "batch_size": 1}
 HARDWARE_KEYS = ("device", "cpu", "gpu", "cpu_threads")
 
 ZERO_BASELINE_EPS = 1e-9  # absolute worsening tolerated when the baseline value is exactly 0

@@ -26,6 +26,8 @@ FIXED_METRICS: dict[str, bool] = {
     "mean_accepted_tokens": True,
     "acceptance_rate": True,
     "time_to_first_token_s": False,
+    "time_per_token_median_s": False,
+    "time_per_token_p90_s": False,
     "wall_s": False,
     "peak_memory_bytes": False,
 }

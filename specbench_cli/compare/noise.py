@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from specbench_cli.bootstrap import paired_interval
-from specbench_cli.results import BASELINE, PromptRecord
+from specbench_cli.results import BASELINE, PromptRecord, throughput_wall_s
 
 RowKey = tuple[str, str | None, str, str | None]  # strategy, drafter, suite, category
 
@@ -88,13 +88,12 @@ class RunRecords:
         """Per-prompt figures of a row, in `prompts` order; baseline_* from the same run."""
         strategy, drafter, suite, _ = key
         rows = [self.by_row[(suite, strategy, drafter)][p] for p in prompts]
-        cols = {name: [r[name] for r in rows] for name in ("new_tokens", "wall_s", "ttft_s")}
+        cols = {name: [r[name] for r in rows] for name in ("new_tokens", "ttft_s")}
+        cols["wall_s"] = [throughput_wall_s(r) for r in rows]
         base = [self.baseline.get((suite, p)) for p in prompts]
         if all(base):
-            cols |= {
-                f"baseline_{name}": [b[name] for b in base]  # type: ignore[index]
-                for name in ("new_tokens", "wall_s")
-            }
+            cols["baseline_new_tokens"] = [b["new_tokens"] for b in base]  # type: ignore[index]
+            cols["baseline_wall_s"] = [throughput_wall_s(b) for b in base]  # type: ignore[arg-type]
         return {name: np.asarray(values, dtype=float) for name, values in cols.items()}
 
 

@@ -6,6 +6,11 @@ drafter is built the same way, `build_drafter(spec, context)`: the spec `name:ke
 its parameters (parsed by the type of their defaults) and the `DraftContext` carries what a run
 provides (sampling settings, vocabulary, the draft model when `--draft` is given). The engine
 sees only the protocol: `propose` returns a `Draft`, `observe` hears how many drafts were kept.
+
+Batches: the engine talks to a `BatchDrafter`, which drafts for every row of a batch at once. A
+drafter that holds a model implements it itself (one forward per drafted position for the whole
+batch); any other drafter is a single-sequence `Drafter`, run once per row by `PerRowDrafter`
+(`drafters/per_row.py`) with one instance, and so one state, per row.
 """
 
 from __future__ import annotations
@@ -60,6 +65,36 @@ class Drafter(Protocol):
 
     def observe(self, num_accepted: int) -> None:
         """Feedback after verification: how many of the last proposal's tokens were kept."""
+
+
+@dataclass
+class BatchDraft:
+    drafts: list[Draft]  # one per row of the batch
+    forward_s: float = 0.0  # time inside model forward passes, for the whole batch
+
+
+class BatchDrafter(Protocol):
+    def start(self, seeds: list[int]) -> None:
+        """Start a batch of `len(seeds)` new sequences; row r's drafting generator gets
+        `seeds[r]`."""
+
+    def propose_batch(self, contexts: list[list[int]], ks: list[int]) -> BatchDraft:
+        """Up to `ks[r]` tokens to follow each row's `contexts[r]`."""
+
+    def observe_batch(self, accepted: list[int]) -> None:
+        """Feedback after verification: drafts kept per row."""
+
+    def keep_rows(self, rows: list[int]) -> None:
+        """Only `rows` (indices into the current batch, in order) go on decoding."""
+
+
+def as_batch_drafter(drafter: Drafter | BatchDrafter) -> BatchDrafter:
+    """The drafter itself when it drafts batches, else one instance of it per row."""
+    if hasattr(drafter, "propose_batch"):
+        return drafter  # type: ignore[return-value]
+    from specbench_cli.drafters.per_row import PerRowDrafter
+
+    return PerRowDrafter(drafter)  # type: ignore[arg-type]
 
 
 def parse_drafter_spec(spec: str) -> tuple[type[Drafter], dict[str, Any]]:

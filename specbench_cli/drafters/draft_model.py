@@ -2,9 +2,15 @@
 
 Drafting runs k autoregressive steps of the draft model under the same logit processing as the
 target; each token is drawn from the recorded `p_j` (or is the argmax in greedy mode, reported as
-one-hot). Cache rule: before drafting, crop the draft cache to the longest prefix it shares with
-the committed context (never past the pending last token), then feed the missing committed
-tokens in one forward: one token after a rejection, two after full acceptance.
+one-hot). Cache rule, per row: before drafting, cut the row's cache to the longest prefix it
+shares with the committed context (never past the pending last token), then feed the missing
+committed tokens: one token after a rejection, two after full acceptance.
+
+The drafter drafts a whole batch at once: one forward of the draft model per drafted position,
+over a `RaggedCache` (rows hold different numbers of tokens and feed one or two tokens). A row
+allowed fewer tokens than its neighbours rides along on argmax placeholders, which it never
+samples, so each row's generator draws exactly what the row drafts, whatever its neighbours do;
+the placeholders are cut from its cache at the next proposal like any unverified draft.
 """
 
 from __future__ import annotations
@@ -14,8 +20,8 @@ from typing import Any
 
 import torch
 
-from specbench_cli.drafters import Draft, DraftContext
-from specbench_cli.kvcache import cache_argument, crop_to
+from specbench_cli.drafters import BatchDraft, Draft, DraftContext
+from specbench_cli.ragged_cache import RaggedCache
 from specbench_cli.sampling import process_logits, to_probs
 from specbench_cli.timing import device_sync
 
@@ -36,57 +42,77 @@ class DraftModelDrafter:
         self.vocab_size = context.vocab_size  # logits are cut to the ids target and draft share
         self.sync = device_sync(self.device)  # honest timing on GPUs
         self.params: dict[str, Any] = {}
-        self._cache_arg = cache_argument(self.model)
-        self.reset(0)
+        self.start([0])
+
+    # --- one sequence: a batch of one --------------------------------------------------------
 
     def reset(self, seed: int) -> None:
-        from transformers import DynamicCache
+        self.start([seed])
 
-        self.cache = DynamicCache()
-        self.cached: list[int] = []  # token ids whose KV entries are in the cache
-        self.generator = torch.Generator(device=self.device).manual_seed(seed)
-
-    def _sync_cache(self, context: list[int]) -> None:
-        keep = min(len(self.cached), len(context) - 1)
-        while keep > 0 and self.cached[keep - 1] != context[keep - 1]:
-            keep -= 1
-        if keep < len(self.cached):
-            crop_to(self.cache, keep)
-            del self.cached[keep:]
-
-    def _forward(self, ids: list[int]) -> torch.Tensor:
-        start = time.perf_counter()
-        inp = torch.tensor([ids], device=self.device)
-        out = self.model(input_ids=inp, use_cache=True, logits_to_keep=1,
-                         **{self._cache_arg: self.cache})
-        self.cached.extend(ids)
-        logits = out.logits[0, -1, : self.vocab_size]
-        self.sync()
-        self._forward_s += time.perf_counter() - start
-        return logits
-
-    @torch.inference_mode()
     def propose(self, context: list[int], k: int) -> Draft:
-        if k <= 0:
-            return Draft([], None)
-        self.sync()
-        self._forward_s = 0.0
-        self._sync_cache(context)
-        feed = context[len(self.cached) :]
-        tokens: list[int] = []
-        rows: list[torch.Tensor] = []
-        for _ in range(k):
-            logits = process_logits(self._forward(feed), self.sampling)
-            if self.sampling.greedy:
-                tok = int(logits.argmax())
-            else:
-                probs = to_probs(logits, self.sampling)
-                tok = int(torch.multinomial(probs, 1, generator=self.generator))
-                rows.append(probs)
-            tokens.append(tok)
-            feed = [tok]
-        probs = torch.stack(rows) if rows else None
-        return Draft(tokens, probs, forward_s=self._forward_s)
+        batch = self.propose_batch([context], [k])
+        return Draft(batch.drafts[0].tokens, batch.drafts[0].probs, forward_s=batch.forward_s)
 
     def observe(self, num_accepted: int) -> None:
         pass
+
+    # --- a batch -----------------------------------------------------------------------------
+
+    def start(self, seeds: list[int]) -> None:
+        self.cache = RaggedCache(self.model, len(seeds))
+        self.cached: list[list[int]] = [[] for _ in seeds]  # ids in each row's cache, in order
+        self.generators = [torch.Generator(device=self.device).manual_seed(s) for s in seeds]
+
+    def keep_rows(self, rows: list[int]) -> None:
+        self.cache.select(rows)
+        self.cached = [self.cached[r] for r in rows]
+        self.generators = [self.generators[r] for r in rows]
+
+    def observe_batch(self, accepted: list[int]) -> None:
+        pass
+
+    def _sync_cache(self, contexts: list[list[int]]) -> None:
+        keep = []
+        for cached, context in zip(self.cached, contexts, strict=True):
+            n = min(len(cached), len(context) - 1)
+            while n > 0 and cached[n - 1] != context[n - 1]:
+                n -= 1
+            del cached[n:]
+            keep.append(n)
+        self.cache.truncate(keep)
+
+    def _forward(self, feeds: list[list[int]]) -> torch.Tensor:
+        """Every row's logits after its fed tokens, `[B, V]`."""
+        start = time.perf_counter()
+        logits = self.cache.forward(feeds, right_align=True, last_only=True)
+        for cached, feed in zip(self.cached, feeds, strict=True):
+            cached.extend(feed)
+        self.sync()
+        self._forward_s += time.perf_counter() - start
+        return logits[:, -1, : self.vocab_size]
+
+    @torch.inference_mode()
+    def propose_batch(self, contexts: list[list[int]], ks: list[int]) -> BatchDraft:
+        if max(ks, default=0) <= 0:
+            return BatchDraft([Draft([], None) for _ in contexts])
+        self.sync()
+        self._forward_s = 0.0
+        self._sync_cache(contexts)
+        feeds = [c[len(cached) :] for cached, c in zip(self.cached, contexts, strict=True)]
+        tokens: list[list[int]] = [[] for _ in contexts]
+        rows: list[list[torch.Tensor]] = [[] for _ in contexts]
+        for j in range(max(ks)):
+            logits = process_logits(self._forward(feeds), self.sampling)  # [B, V]
+            picks = logits.argmax(-1).tolist()
+            if not self.sampling.greedy:
+                probs = to_probs(logits, self.sampling)
+                for r, gen in enumerate(self.generators):
+                    if j < ks[r]:  # a placeholder row draws nothing
+                        picks[r] = int(torch.multinomial(probs[r], 1, generator=gen))
+                        rows[r].append(probs[r])
+            for r, tok in enumerate(picks):
+                tokens[r].append(tok)
+            feeds = [[tok] for tok in picks]
+        drafts = [Draft(t[:k], torch.stack(p) if p else None)
+                  for t, p, k in zip(tokens, rows, ks, strict=True)]  # fmt: skip
+        return BatchDraft(drafts, forward_s=self._forward_s)
