@@ -6,6 +6,8 @@ drafter is built the same way, `build_drafter(spec, context)`: the spec `name:ke
 its parameters (parsed by the type of their defaults) and the `DraftContext` carries what a run
 provides (sampling settings, vocabulary, the draft model when `--draft` is given). The engine
 sees only the protocol: `propose` returns a `Draft`, `observe` hears how many drafts were kept.
+A drafter may also propose token trees for tree rules: `propose_tree(context, depth, scheme)`
+returns a `tree.TreeDraft` (the tree engine turns a chain into a one-branch tree otherwise).
 """
 
 from __future__ import annotations
@@ -20,9 +22,10 @@ if TYPE_CHECKING:
 
     from specbench_cli.sampling import SamplingConfig
 
+# the tree-capable subclasses: their chain `propose` is the base drafter's, unchanged
 DRAFTERS = Registry("drafter", {
-    "model": "specbench_cli.drafters.draft_model:DraftModelDrafter",
-    "ngram": "specbench_cli.drafters.ngram:NgramDrafter",
+    "model": "specbench_cli.drafters.draft_model_tree:DraftModelTreeDrafter",
+    "ngram": "specbench_cli.drafters.ngram_tree:NgramTreeDrafter",
 })  # fmt: skip
 
 

@@ -19,9 +19,9 @@ import torch
 from torch import Generator, Tensor
 
 from specbench_cli.noise import Noise, check_mode
-from specbench_cli.registry import coerce_params, spec_label
 
 from .inputs import checked
+from .rule import Rule
 from .weights import gather_rows, sample_from_weights
 
 ACCEPT_RTOL = 1e-6  # |u s - t| within this * max(t, s): an accept test decided by rounding
@@ -66,6 +66,7 @@ class Step:
     q_x: Tensor  # [B, k] target probability of each draft token
     p_x: Tensor  # [B, k] draft probability of each draft token (1 for deterministic drafts)
     u_acc: Tensor | None  # [B, k] accept uniforms (None for rules that use no noise)
+    num_drafts: Tensor | None = None  # [B] real drafts per row (None: all k)
 
 
 @dataclass(frozen=True)
@@ -110,7 +111,8 @@ def reference_verify(
     q_x = target_probs[:, :k].gather(-1, index).squeeze(-1)
     p_x = torch.ones_like(q_x) if draft_probs is None else draft_probs.gather(-1, index).squeeze(-1)
     u_acc = None if noise is None else noise.u_acc
-    step = Step(target_probs, draft_probs, draft_tokens, target_logits, q_x, p_x, u_acc)
+    step = Step(target_probs, draft_probs, draft_tokens, target_logits, q_x, p_x, u_acc,
+                num_drafts)
     if k:
         accepted = strategy.accept(step)
     else:
@@ -138,8 +140,9 @@ class _Reference:
 REFERENCE: Driver = _Reference()
 
 
-class Strategy:
-    """Base class: subclasses set `name`, `PARAMS`, `LOSSLESS` and a one-line docstring.
+class Strategy(Rule):
+    """Base class of the chain rules: subclasses set `name`, `PARAMS`, `LOSSLESS` and a one-line
+    docstring (`Rule`).
 
     A rule of the form "accept iff `u * p(x) < t`" implements `accept_threshold` (t from the
     drafted token's `q(x)` and `p(x)`) and `residual` (correction weights at the rejected row);
@@ -148,51 +151,16 @@ class Strategy:
     policy, when there is one. `EXAMPLES` are parameter settings the kernel checks exercise.
     """
 
-    name: ClassVar[str]
-    PARAMS: ClassVar[dict[str, Any]] = {}
-    LOSSLESS: ClassVar[bool] = False
-    EXAMPLES: ClassVar[tuple[str, ...]] = ("",)
     USES_LOGITS: ClassVar[bool] = False  # reads `target_logits` (greedy's argmax source)
 
     def __init__(self, *, driver: Driver | None = None, **params: Any) -> None:
         self.driver = driver or REFERENCE
-        self.params = coerce_params(f"strategy {self.name!r}", self.PARAMS, params)
-        self.check_params()
-
-    def check_params(self) -> None:
-        """Raise `ValueError` for out-of-range parameter values (subclasses override)."""
-
-    def _require(self, ok: bool, message: str) -> None:
-        if not ok:
-            raise ValueError(f"strategy {self.name!r}: {message}")
+        super().__init__(**params)
 
     @property
     def backend(self) -> str:
         """The backend this instance verifies on: torch, cpu, cuda or auto."""
         return self.driver.name
-
-    @property
-    def label(self) -> str:
-        """Stable key for result files, e.g. `sps` or `cactus:delta=0.5` (see `spec_label`)."""
-        return spec_label(self.name, self.params)
-
-    @property
-    def uses_noise(self) -> bool:
-        """Whether verification consumes randomness (greedy and argmax-only rules do not)."""
-        return True
-
-    @property
-    def lossless(self) -> bool:
-        """Whether the emitted law equals the target for these parameter values."""
-        return self.LOSSLESS
-
-    @property
-    def kernel(self) -> KernelDesc | None:
-        """The compiled-kernel policy running this rule; None: the reference always runs."""
-        return None
-
-    def __repr__(self) -> str:
-        return f"<{type(self).__name__} {self.label}>"
 
     # --- the rule ------------------------------------------------------------------------------
 
@@ -217,7 +185,7 @@ class Strategy:
         q_a = gather_rows(step.target_probs, num_accepted)  # [B, V]
         weights = q_a
         if not bool(is_bonus.all()):  # skip the residual when every row accepted everything
-            weights = self.residual(_rejected_row(step, num_accepted, q_a))
+            weights = self.residual(rejected_row(step, num_accepted, q_a))
             if bool(is_bonus.any()):  # row copy, cheaper than a where over [B, V]
                 weights[is_bonus] = q_a[is_bonus]
         return sample_from_weights(weights, noise, fallback=q_a)
@@ -293,7 +261,9 @@ class Strategy:
         return self.driver(self, q, p, x, noise, logits, n_r)
 
 
-def _rejected_row(step: Step, num_accepted: Tensor, q_a: Tensor) -> Row:
+def rejected_row(step: Step, num_accepted: Tensor, q_a: Tensor) -> Row:
+    """Row `a` of each batch row: `q_a` `[B, V]`, the draft law there (one-hot for deterministic
+    drafts), the drafted token and its q and p (bonus rows point at row k-1; callers mask them)."""
     k = step.draft_tokens.shape[1]
     at = num_accepted.clamp(max=k - 1)[:, None]  # bonus rows point past the drafts; masked later
     x = step.draft_tokens.gather(1, at).squeeze(1)
