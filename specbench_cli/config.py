@@ -131,20 +131,42 @@ def validate(cfg: RunConfig) -> None:
     for ok, message in checks:
         if not ok:
             raise BadInput(message)
-    labels = []
+    rules = []
     for spec in cfg.strategies:
         try:
-            labels.append(parse_strategy_spec(spec).label)
+            rules.append(parse_strategy_spec(spec))
         except ValueError as exc:
             raise BadInput(f"--strategy {spec}: {exc}") from None
+    labels = [rule.label for rule in rules]
     if len(set(labels)) != len(labels):
         raise BadInput(f"--strategy given twice with the same settings: {labels}")
     try:
-        drafter, _ = parse_drafter_spec(cfg.effective_drafter())
+        drafter, params = parse_drafter_spec(cfg.effective_drafter())
     except ValueError as exc:
         raise BadInput(f"--drafter: {exc}") from None
     if drafter.NEEDS_MODEL and not cfg.draft:
         raise BadInput(f"--drafter {drafter.name} needs a draft model: pass --draft")
+    _check_tree_pairing(cfg, rules, drafter, params)
+
+
+def _check_tree_pairing(cfg: RunConfig, rules: list[Any], drafter: Any,
+                        params: dict[str, Any]) -> None:  # fmt: skip
+    """Branching drafters need a tree rule; a rule that needs sampled siblings needs a drafter
+    that samples them."""
+    from specbench_cli.strategies import rule_kinds
+
+    if params.get("branches", 1) <= 1:
+        return
+    trees = [rule for rule in rules if "tree" in rule_kinds(rule)]
+    if not trees:
+        raise BadInput(f"--drafter {cfg.effective_drafter()}: branches > 1 drafts trees, but no "
+                       "--strategy verifies trees (specinfer, rrs, spectr, greedy)")
+    samples = getattr(drafter, "SAMPLES_TREES", False) and cfg.temperature > 0
+    for rule in trees:
+        if getattr(rule, "SAMPLED_SIBLINGS", False) and not samples:
+            raise BadInput(f"--strategy {rule.name} needs siblings sampled from the draft model "
+                           f"(--drafter model at a temperature above 0), not deterministic "
+                           f"branches from --drafter {drafter.name}")
     if cfg.output is not None and Path(cfg.output).exists() and not Path(cfg.output).is_dir():
         raise BadInput(f"--output {cfg.output}: exists and is a file, not a folder")
 

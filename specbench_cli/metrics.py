@@ -91,15 +91,21 @@ def aggregate(
         paired = [r for r in ok if r["prompt_id"] in baseline]
         base_paired = [baseline[r["prompt_id"]] for r in paired]
         info = strategy_info.get(strategy, {"name": strategy, "params": {}})
+        shape = info.get("shape") or {}
         tps = tokens_per_second(paired) if paired else 0.0
         base_tps = tokens_per_second(base_paired) if base_paired else 0.0
-        counts = acceptance_counts(ok, k)
+        counts = acceptance_counts(ok, shape.get("depth") or k)  # trees: per depth
         wall = sum(r["wall_s"] for r in ok)
         row: ResultRow = {
             "strategy": strategy,
             "strategy_name": info["name"],
             "params": info["params"],
             "drafter": drafter,
+            "kind": shape.get("kind", ""),
+            "branches": shape.get("branches", 0),
+            "depth": shape.get("depth", 0),
+            "nodes": shape.get("nodes", 0),
+            "mean_tree_nodes": _mean_nodes(ok),
             "suite": suite,
             "category": category,
             "num_prompts": len(ok),
@@ -126,6 +132,12 @@ def aggregate(
     rows.sort(key=lambda r: (r["suite"], r["category"] or "", r["strategy"] != BASELINE,
                              r["strategy"], r["drafter"]))
     return rows
+
+
+def _mean_nodes(records: list[PromptRecord]) -> float:
+    """Nodes verified per speculative step (for chains: drafted tokens per step)."""
+    nodes = [n for r in records for n in r.get("drafted_nodes", r.get("drafted_lengths", []))]
+    return sum(nodes) / len(nodes) if nodes else 0.0
 
 
 def _divergence(records: list[PromptRecord]) -> dict[str, float]:

@@ -26,7 +26,8 @@ def run_prompt(c: Contender, suite: str, prompt: Prompt, tokenizer: Any, cfg: Ru
         "strategy": c.label, "drafter": c.drafter, "status": "ok", "error": None,
         "output_token_ids": [], "output_text": [], "new_tokens": 0, "wall_s": 0.0,
         "draft_s": 0.0, "verify_s": 0.0, "ttft_s": 0.0, "target_forward_passes": 0,
-        "accepted_lengths": [], "drafted_lengths": [], "kl_sum": 0.0, "tv_sum": 0.0,
+        "accepted_lengths": [], "drafted_lengths": [], "drafted_nodes": [], "kl_sum": 0.0,
+        "tv_sum": 0.0,
         "drafted_positions": 0,
     }
     with PeakMemory(c.engine.device) as peak:
@@ -43,6 +44,8 @@ def run_prompt(c: Contender, suite: str, prompt: Prompt, tokenizer: Any, cfg: Ru
                 else:
                     record["accepted_lengths"].append(step.accepted)
                     record["drafted_lengths"].append(step.drafted)
+                    # tree steps say how many nodes they verified; a chain's nodes are its drafts
+                    record["drafted_nodes"].append(getattr(step, "nodes", step.drafted))
                 record["target_forward_passes"] += 1
                 record["draft_s"] += step.draft_s
                 record["verify_s"] += step.target_s + step.verify_s

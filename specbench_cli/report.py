@@ -40,6 +40,15 @@ def _quality(row: dict[str, Any]) -> str:
     return "\n".join(lines) or "-"
 
 
+def _drafts(row: dict[str, Any]) -> str:
+    """What the contender drafted per step: a chain of k, or a tree's shape and mean size."""
+    kind = row.get("kind") or ""
+    if kind == "tree":
+        return (f"tree {row['branches']}x{row['depth']}, "
+                f"{row.get('mean_tree_nodes', 0.0):.1f}/{row['nodes']} nodes")  # fmt: skip
+    return f"chain k={row['depth']}" if kind == "chain" else "-"
+
+
 def results_table(data: dict[str, Any]) -> Table:
     cfg = data["config"]
     title = (f"specbench: target {cfg['target']}, drafter {cfg['drafter']}, k={cfg['k']}, "
@@ -47,9 +56,10 @@ def results_table(data: dict[str, Any]) -> Table:
              + ("" if data.get("status") != "interrupted"
                                           else " (interrupted: partial results)"))
     table = Table(title=title, title_justify="left")
-    for name in ("suite", "strategy", "n", "tok/s", "speedup", "95% CI", "mean acc. tokens",
-                 "accept", "by position %", "KL", "TV", "quality Δ [95% CI]"):
-        numeric = name not in ("suite", "strategy", "by position %", "quality Δ [95% CI]")
+    for name in ("suite", "strategy", "drafts", "n", "tok/s", "speedup", "95% CI",
+                 "mean acc. tokens", "accept", "by position %", "KL", "TV", "quality Δ [95% CI]"):
+        numeric = name not in ("suite", "strategy", "drafts", "by position %",
+                               "quality Δ [95% CI]")
         table.add_column(name, justify="right" if numeric else "left",
                          no_wrap=name in ("speedup", "95% CI"))
     for row in data["results"]:
@@ -58,13 +68,14 @@ def results_table(data: dict[str, Any]) -> Table:
                                        if row["num_failed"] else "")
         per_pos = " ".join(f"{100 * a:.0f}" for a in row.get("per_position_acceptance", []))
         kl, tv = _divergence(row)
-        table.add_row(suite, row["strategy"], n, f"{row['tokens_per_second']:.1f}",
+        table.add_row(suite, row["strategy"], _drafts(row), n, f"{row['tokens_per_second']:.1f}",
                       _speedup(row), _ci(row), f"{row['mean_accepted_tokens']:.2f}",
                       _pct(row["acceptance_rate"]), per_pos or "-", kl, tv, _quality(row))
     table.caption = ("speedup: vs the baseline of this run (95% CI: paired bootstrap over "
                      "prompts). mean acc. tokens: mean accepted tokens = tokens per target forward "
                      "pass, the bonus or correction token included. "
-                     "accept: accepted/drafted. KL, TV: per emitted token, exact output law "
-                     "vs the target's. quality: baseline mean; strategies: delta vs baseline, "
+                     "accept: accepted/drafted. by position: acceptance of each drafted position "
+                     "(trees: of each depth; accept = accepted path / tree depth). "
+                     "KL, TV: per emitted token, exact output law vs the target's. quality: baseline mean; strategies: delta vs baseline, "
                      "* = 95% CI excludes 0.")
     return table

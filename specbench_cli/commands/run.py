@@ -18,6 +18,8 @@ Examples:
 
   specbench run --target ./big-model --draft ./small-model --suite translation --limit 10
 
+  specbench run --draft ./small --drafter model:branches=2,depth=4,nodes=12 -s sps -s block -s rrs
+
   specbench run --config run.yaml --print-config   # show the effective settings as YAML
 """
 
@@ -29,11 +31,14 @@ def run(
     draft: Annotated[str | None, typer.Option(
         help="Draft model (same forms as --target); selects the 'model' drafter.")] = None,
     drafter: Annotated[str | None, typer.Option(
-        help="Drafter: 'model' or 'ngram[:max_ngram=3,min_ngram=2]' (default: model if --draft "
-             "is given, else ngram).")] = None,
+        help="Drafter: 'model[:branches=1,depth=0,nodes=0]' or "
+             "'ngram[:max_ngram=3,min_ngram=2,branches=1]' (default: model if --draft is given, "
+             "else ngram). branches > 1 drafts token trees for tree strategies (depth 0: --k; "
+             "nodes 0: no budget); chain strategies in the same run use the chain.")] = None,
     strategy: Annotated[list[str] | None, typer.Option(
         "--strategy", "-s",
-        help="Acceptance strategy, 'name' or 'name:key=value,...'; repeat for several. "
+        help="Acceptance strategy, 'name' or 'name:key=value,...'; repeat for several. Chain "
+             "rules and tree rules (specinfer, rrs, spectr, greedy) can run side by side. "
              "See `specbench strategies`.")] = None,
     suite: Annotated[list[str] | None, typer.Option(
         "--suite", help="Bundled suite name or a JSONL file; repeatable.")] = None,

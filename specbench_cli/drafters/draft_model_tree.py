@@ -34,6 +34,7 @@ from specbench_cli.tree_attention import ancestors, check_tree_attention, tree_f
 
 class DraftModelTreeDrafter(DraftModelDrafter):
     PARAMS: dict[str, Any] = {"branches": 1, "depth": 0, "nodes": 0}
+    SAMPLES_TREES = True  # siblings are samples at temperatures above 0
 
     @classmethod
     def check_params(cls, params: dict[str, Any]) -> None:

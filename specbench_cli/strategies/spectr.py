@@ -47,6 +47,7 @@ class SpecTr(TreeStrategy):
     name = "spectr"
     LOSSLESS = True
     draft_scheme = "iid"
+    SAMPLED_SIBLINGS = True  # distinct deterministic siblings are no i.i.d. draws of one law
 
     def select(self, group: SiblingGroup) -> tuple[Tensor, Tensor]:
         A, K = group.tokens.shape

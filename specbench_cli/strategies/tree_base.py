@@ -63,6 +63,7 @@ class TreeStrategy(Rule):
     """
 
     draft_scheme: ClassVar[str] = "any"
+    SAMPLED_SIBLINGS: ClassVar[bool] = False  # refuses distinct deterministic siblings
 
     def __init__(self, *, driver: Any = None, **params: Any) -> None:
         super().__init__(**params)  # tree rules run the reference on every backend
