@@ -89,31 +89,30 @@ def block_step_law(Q, P, V, residual="block"):
     prefix (eta_i <= h_i; tau = the largest such i). residual="sps" is the broken variant."""
     out, accepted = {}, 0.0
     for x in itertools.product(range(V), repeat=K):
-        px = math.prod(P[i][prefix_id(x[:i], V)][x[i]] for i in range(K))
+        q = [Q[i][prefix_id(x[:i], V)] for i in range(K + 1)]  # target after x_1..x_i
+        p = [P[i][prefix_id(x[:i], V)] for i in range(K)]
+        px = math.prod(p[i][x[i]] for i in range(K))
         if px == 0:
             continue
         ratio = [1.0]
-        for i in range(1, K + 1):
-            q_x, p_x = Q[i - 1][prefix_id(x[: i - 1], V)][x[i - 1]], P[i - 1][prefix_id(x[: i - 1], V)][x[i - 1]]
-            ratio.append(min(1.0, ratio[-1] * q_x / p_x))
+        for i in range(K):
+            ratio.append(min(1.0, ratio[-1] * q[i][x[i]] / p[i][x[i]]))
         h = []
-        for i in range(1, K + 1):
-            if i == K:
-                h.append(ratio[K])
-                continue
-            z = np.maximum(ratio[i] * Q[i][prefix_id(x[:i], V)] - P[i][prefix_id(x[:i], V)], 0).sum()
+        for i in range(1, K):
+            z = np.maximum(ratio[i] * q[i] - p[i], 0).sum()
             h.append(z / (z + 1 - ratio[i]) if z + 1 - ratio[i] > 0 else 0.0)
+        h.append(ratio[K])
         for tau in range(K + 1):
-            p_tau = (h[tau - 1] if tau else 1.0) * math.prod(1 - h[j - 1] for j in range(tau + 1, K + 1))
+            later = math.prod(1 - h[j - 1] for j in range(tau + 1, K + 1))
+            p_tau = (h[tau - 1] if tau else 1.0) * later
             if p_tau == 0:
                 continue
-            q_row = Q[tau][prefix_id(x[:tau], V)]
             if tau == K:
-                w = q_row
+                w = q[K]
             else:
                 scale = ratio[tau] if residual == "block" else 1.0
-                w = np.maximum(scale * q_row - P[tau][prefix_id(x[:tau], V)], 0)
-                w = w if w.sum() > 0 else q_row
+                w = np.maximum(scale * q[tau] - p[tau], 0)
+                w = w if w.sum() > 0 else q[tau]
             for y in range(V):
                 key = x[:tau] + (y,)
                 out[key] = out.get(key, 0.0) + px * p_tau * w[y] / w.sum()

@@ -19,9 +19,9 @@ import torch
 from specbench_cli.strategies import (
     Noise,
     available_strategies,
-    rule_kinds,
     get_strategy,
     parse_strategy_spec,
+    rule_kinds,
     strategy_class,
 )
 from specbench_cli.strategies.weights import sample_from_weights
