@@ -76,6 +76,7 @@ def results_table(data: dict[str, Any]) -> Table:
                      "pass, the bonus or correction token included. "
                      "accept: accepted/drafted. by position: acceptance of each drafted position "
                      "(trees: of each depth; accept = accepted path / tree depth). "
-                     "KL, TV: per emitted token, exact output law vs the target's. quality: baseline mean; strategies: delta vs baseline, "
+                     "KL, TV: per emitted token, exact output law vs the target's. "
+                     "quality: baseline mean; strategies: delta vs baseline, "
                      "* = 95% CI excludes 0.")
     return table

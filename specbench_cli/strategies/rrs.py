@@ -14,15 +14,17 @@ than K tokens with mass, a drafter draws only as many children as it has.
 from __future__ import annotations
 
 import itertools
+import math
 
+import numpy as np
 import torch
 from torch import Tensor
 
 from .inputs import as_pair
-from .specinfer import RecursiveRejection, sps_step
+from .specinfer import RecursiveRejection
 from .tree_base import SiblingGroup
 
-ENUMERATION_LIMIT = 200_000  # ordered sibling tuples acceptance_probability may enumerate
+ENUMERATION_LIMIT = 100_000  # ordered sibling tuples acceptance_probability may enumerate
 
 
 def without(p: Tensor, taken: Tensor) -> Tensor:
@@ -47,23 +49,25 @@ class RecursiveRejectionSampling(RecursiveRejection):
         return without(group.probs[:, slot], group.tokens[:, :slot])
 
     def acceptance_probability(self, q: Tensor, p: Tensor, siblings: int = 1) -> float:
-        """Exact, by enumerating the ordered sibling tuples (V^K work: small vocabularies)."""
-        q, p = as_pair(q, p)
-        support = int((p > 0).sum())
-        draws = min(siblings, support)
-        count = 1
-        for i in range(draws):
-            count *= support - i
-        if count > ENUMERATION_LIMIT:
-            raise ValueError(f"rrs acceptance_probability enumerates {count} sibling tuples "
-                             f"(limit {ENUMERATION_LIMIT}); use a smaller vocabulary")  # fmt: skip
-        ids = p.nonzero().squeeze(1).tolist()
+        """Exact, by enumerating the ordered sibling tuples (O(V^K): small vocabularies)."""
+        q, p = (t.numpy() for t in as_pair(q, p))
+        ids = np.flatnonzero(p > 0).tolist()
+        draws = min(siblings, len(ids))
+        if math.perm(len(ids), draws) > ENUMERATION_LIMIT:
+            raise ValueError(f"rrs acceptance_probability would enumerate "
+                             f"{math.perm(len(ids), draws)} sibling tuples (limit "
+                             f"{ENUMERATION_LIMIT}); use a smaller vocabulary")  # fmt: skip
         none = 0.0
         for tup in itertools.permutations(ids, draws):
-            prob, q_i = 1.0, q
-            for i, c in enumerate(tup):
-                p_i = without(p[None], torch.tensor([tup[:i]], dtype=torch.long))[0]
-                prob *= float(p_i[c]) * max(0.0, 1.0 - float(q_i[c] / p_i[c]))
-                q_i = sps_step(q_i[None], p_i[None])[0]
+            prob, q_i, law = 1.0, q, p
+            for c in tup:
+                prob *= law[c] * max(0.0, 1.0 - q_i[c] / law[c])
+                if prob == 0.0:
+                    break
+                w = np.maximum(q_i - law, 0.0)
+                q_i = w / w.sum() if w.sum() > 0 else q_i
+                law = law.copy()
+                law[c] = 0.0
+                law = law / law.sum() if law.sum() > 0 else law
             none += prob
         return 1.0 - none
