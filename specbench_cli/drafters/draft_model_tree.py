@@ -1,9 +1,11 @@
 """The draft model proposing token trees (`--drafter model:branches=3,depth=4,nodes=16`).
 
-Level by level up to `depth` (0: the run's `--k`), every node of the frontier, most probable
-path first, gets `branches` children until the tree holds `nodes` nodes (0: no budget). How many
-children a node gets is decided before they are drawn, and the frontier order depends only on
-earlier levels, so every sibling group is a clean draw of the scheme the verifying rule needs:
+Level by level up to `depth` (0: the run's `--k`), the nodes of the frontier, most probable path
+first, get up to `branches` children each. With a node budget (`nodes`; 0: none, the full tree)
+each level takes at most its share of what is left, `ceil(left / levels to go)`, so the budget
+reaches the last level: `branches=3,depth=4,nodes=16` drafts 3, 5, 4 and 4 nodes per level. How
+many children a node gets is decided before they are drawn, and the frontier order depends only
+on earlier levels, so every sibling group is a clean draw of the scheme the verifying rule needs:
 
 - temperature 0, or a rule that takes any drafts (`greedy`): the top `branches` tokens, one-hot;
 - `iid` (`specinfer`, `spectr`): `branches` independent samples (duplicates stay separate nodes);
@@ -81,8 +83,10 @@ class DraftModelTreeDrafter(DraftModelDrafter):
         frontier = [(-1, logits)]
         for level in range(1, depth + 1):
             start = len(tokens)
+            share = math.ceil((budget - start) / (depth - level + 1)) if self.params["nodes"] \
+                else math.inf
             for node, node_logits in frontier:
-                count = int(min(self.params["branches"], budget - len(tokens)))
+                count = int(min(self.params["branches"], share - (len(tokens) - start)))
                 if count <= 0:
                     break
                 kids, law = self._children(node_logits, count, scheme)

@@ -21,6 +21,7 @@ from torch import Generator, Tensor
 from specbench_cli.noise import Noise, check_mode
 
 from .inputs import checked
+from .kernel_desc import KernelDesc  # noqa: F401  (re-exported: the rules import it from here)
 from .rule import Rule
 from .weights import gather_rows, sample_from_weights
 
@@ -33,26 +34,6 @@ class VerifyResult:
 
     tokens: Tensor  # [B, k+1] long: accepted drafts, one emitted token, then -1 padding
     num_accepted: Tensor  # [B] long: accepted drafts; the row emits num_accepted + 1 tokens
-
-
-@dataclass(frozen=True)
-class KernelDesc:
-    """How the compiled kernels run a rule: its policy id in `kernels/verify.h` (`enum
-    Strategy`) and its parameters in the kernel's argument block."""
-
-    policy: int
-    delta: float = 0.0
-    tas_eps: float = 0.0
-    tas_alpha: float = 0.0
-    interp_alpha: float = 0.0
-    topk: int = 1
-    bonus_argmax: bool = False
-    scans_rows: bool = False  # reads every row q[0..k] (True) or only the drafts' and row a
-    extra_rows: int = 0  # rows of q read once more (a second pass), for the bandwidth figure
-
-    def binding_args(self) -> tuple[float, float, float, float, int, bool]:
-        return (self.delta, self.tas_eps, self.tas_alpha, self.interp_alpha, self.topk,
-                self.bonus_argmax)  # fmt: skip
 
 
 @dataclass(frozen=True)

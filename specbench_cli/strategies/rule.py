@@ -8,12 +8,11 @@ that run only on the PyTorch reference).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from specbench_cli.registry import coerce_params, spec_label
 
-if TYPE_CHECKING:
-    from .base import KernelDesc
+from .kernel_desc import KernelDesc
 
 
 class Rule:
