@@ -186,7 +186,10 @@ def main() -> None:
     ap.add_argument("--branches", type=int, default=2)
     ap.add_argument("--nodes", type=int, default=0)
     ap.add_argument("--draft-noise", type=float, default=0.5)
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch threads (1: OpenMP spin-waits cost most on a shared machine)")
     args = ap.parse_args()
+    torch.set_num_threads(args.threads)
     report: dict[str, Any] = {"torch_threads": torch.get_num_threads()}
     if args.part in ("pld", "both"):
         report["pld"] = part_pld(args)

@@ -20,19 +20,13 @@ import numpy as np
 import pytest
 import torch
 from test_strategies_stats import chi_square_pvalue, tv_bound
+from test_strategies_tables import random_inputs
 
 from specbench_cli.strategies import Noise, get_strategy
 
+pytestmark = pytest.mark.usefixtures("one_thread")
 ETA = 1e-6
 K = 2  # drafted block length in the world tests (positions 1 and 2 both matter)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 # -- worlds ------------------------------------------------------------------------------------
@@ -242,10 +236,7 @@ def test_block_verify_samples_the_target_law(kind: str, deterministic: bool, mod
 @pytest.mark.parametrize("deterministic", [False, True])
 def test_accepts_at_least_sps_on_the_same_drafts(deterministic: bool) -> None:
     B, k, V = 200_000, 4, 8
-    g = torch.Generator().manual_seed(3)
-    q = torch.softmax(torch.randn(B, k + 1, V, generator=g) * 1.5, -1)
-    p = torch.softmax(torch.randn(B, k, V, generator=g) * 1.5, -1)
-    x = torch.multinomial(p.view(-1, V), 1, generator=g).view(B, k)
+    q, p, x, _, g = random_inputs(B, k, V, seed=3, zeros=False)
     draft = None if deterministic else p
     noise = Noise.draw(g, B, k, V)
     block = get_strategy("block").verify_with_noise(q, draft, x, noise).num_accepted.double()
@@ -281,11 +272,7 @@ def test_one_hot_targets_give_greedy_and_one_draft_gives_sps() -> None:
 def test_ragged_rows_are_shorter_blocks() -> None:
     """A row with n_r real drafts is verified exactly as a block of n_r drafts."""
     B, k, V = 6_000, 4, 6
-    g = torch.Generator().manual_seed(9)
-    q = torch.softmax(torch.randn(B, k + 1, V, generator=g) * 2, -1)
-    p = torch.softmax(torch.randn(B, k, V, generator=g) * 2, -1)
-    x = torch.multinomial(p.view(-1, V), 1, generator=g).view(B, k)
-    n_r = torch.randint(0, k + 1, (B,), generator=g)
+    q, p, x, n_r, g = random_inputs(B, k, V, seed=9)
     noise = Noise.draw(g, B, k, V)
     ragged = get_strategy("block").verify_with_noise(q, p, x, noise, num_drafts=n_r)
     for n in range(k + 1):

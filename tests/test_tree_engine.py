@@ -8,10 +8,11 @@ Run: .venv/bin/python -m pytest tests/test_tree_engine.py -q
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
-from scipy import stats
 from test_engine import exact_law, hf_greedy, prompts, run_engine, tiny_lm
+from test_strategies_stats import chi_square_pvalue
 from transformers import AutoConfig, AutoModelForCausalLM, DynamicCache
 
 from specbench_cli.contenders import decodes_trees, tree_shape
@@ -139,13 +140,9 @@ def test_compacted_cache_continues_like_plain_decoding() -> None:
 
 
 @pytest.fixture(scope="module")
-def target():
-    return tiny_lm(16, seed=0)
-
-
-@pytest.fixture(scope="module")
-def draft():
-    return tiny_lm(16, seed=1, layers=1, hidden=16)
+def models():
+    """(target, draft): the tiny pair of the chain engine tests."""
+    return tiny_lm(16, seed=0), tiny_lm(16, seed=1, layers=1, hidden=16)
 
 
 def tree_drafters(draft, target):
@@ -159,8 +156,9 @@ def tree_drafters(draft, target):
     }  # fmt: skip
 
 
-def test_greedy_tree_decoding_equals_generate(target, draft) -> None:
+def test_greedy_tree_decoding_equals_generate(models) -> None:
     """Every drafter under greedy; at temperature 0 specinfer and rrs (one-hot targets) too."""
+    target, draft = models
     runs = [(name, "greedy") for name in tree_drafters(draft, target)]
     runs += [("ngram:branches=3", "specinfer"), ("model:2x3/6", "rrs")]
     for prompt in prompts(3):
@@ -173,7 +171,8 @@ def test_greedy_tree_decoding_equals_generate(target, draft) -> None:
             assert all(s.accepted <= s.drafted <= 4 and s.nodes >= s.drafted for s in steps[1:])
 
 
-def test_self_drafted_trees_accept_everything(target) -> None:
+def test_self_drafted_trees_accept_everything(models) -> None:
+    target, _ = models
     drafter = DraftModelTreeDrafter(DraftContext(GREEDY, 16, target), branches=2, depth=4, nodes=7)
     engine = TreeEngine(target, 16, GREEDY, get_strategy("greedy"), drafter, 4)
     prompt = prompts(1)[0]
@@ -182,7 +181,8 @@ def test_self_drafted_trees_accept_everything(target) -> None:
     assert all(s.accepted == 4 and s.nodes == 7 for s in steps[1:])
 
 
-def test_one_branch_trees_are_the_chain(target, draft) -> None:
+def test_one_branch_trees_are_the_chain(models) -> None:
+    target, _ = models
     prompt = prompts(1)[0]
     chain = Engine(target, 16, GREEDY, get_strategy("greedy"), NgramTreeDrafter(min_ngram=1), 4)
     tree = TreeEngine(target, 16, GREEDY, get_strategy("greedy"), NgramTreeDrafter(min_ngram=1), 4)
@@ -191,7 +191,8 @@ def test_one_branch_trees_are_the_chain(target, draft) -> None:
         (s.drafted, s.accepted, s.tokens) for s in b]
 
 
-def test_eos_and_budget(target, draft) -> None:
+def test_eos_and_budget(models) -> None:
+    target, draft = models
     prompt = prompts(1)[0]
     free = hf_greedy(target, prompt, 30)
     eos = free[7]
@@ -225,7 +226,8 @@ def test_ngram_branches_and_merging() -> None:
 
 
 @pytest.mark.parametrize("scheme", ["iid", "without_replacement", "any"])
-def test_draft_model_trees_have_the_shape_asked_for(draft, scheme: str) -> None:
+def test_draft_model_trees_have_the_shape_asked_for(models, scheme: str) -> None:
+    _, draft = models
     sampling = SamplingConfig(temperature=1.0)
     d = DraftModelTreeDrafter(DraftContext(sampling, 16, draft), branches=3, depth=3, nodes=10)
     d.reset(0)
@@ -287,11 +289,5 @@ def test_tree_engine_samples_the_target_law(rule: str, nodes: int) -> None:
         accepted += sum(s.accepted for s in steps)
     assert accepted > n // 2  # trees were accepted, so their paths fed the law
     keys = sorted(law)
-    total = sum(law.values())
-    expected = [law[key] / total * n for key in keys]
-    observed = [counts[key] for key in keys]
-    big = [i for i, e in enumerate(expected) if e >= 5]
-    small = [i for i, e in enumerate(expected) if e < 5]
-    exp = [expected[i] for i in big] + ([sum(expected[i] for i in small)] if small else [])
-    obs = [observed[i] for i in big] + ([sum(observed[i] for i in small)] if small else [])
-    assert stats.chisquare(obs, exp).pvalue > 1e-6
+    observed = np.array([counts[key] for key in keys])
+    assert chi_square_pvalue(observed, np.array([law[key] for key in keys])) > 1e-6

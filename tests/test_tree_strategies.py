@@ -21,19 +21,13 @@ import numpy as np
 import pytest
 import torch
 from test_strategies_stats import _dist, assert_follows
+from test_strategies_tables import random_inputs
 
 from specbench_cli.strategies import DraftTree, Noise, get_strategy
 
+pytestmark = pytest.mark.usefixtures("one_thread")
 ETA = 1e-6
 RULES = ["specinfer", "rrs", "spectr", "greedy"]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 # -- drawing siblings ---------------------------------------------------------------------------
@@ -300,10 +294,7 @@ def test_rrs_with_fewer_tokens_than_siblings() -> None:
 @pytest.mark.parametrize("mode", ["race", "icdf"])
 def test_a_one_branch_tree_is_the_chain_rule(mode: str) -> None:
     B, k, V = 20_000, 4, 8
-    g = torch.Generator().manual_seed(6)
-    q = torch.softmax(torch.randn(B, k + 1, V, generator=g) * 2, -1)
-    p = torch.softmax(torch.randn(B, k, V, generator=g) * 2, -1)
-    x = torch.multinomial(p.view(-1, V), 1, generator=g).view(B, k)
+    q, p, x, _, g = random_inputs(B, k, V, seed=6)
     noise = Noise.draw(g, B, k, V, mode)
     chain = torch.arange(-1, k - 1)
     for tree_rule, chain_rule in (("specinfer", "sps"), ("rrs", "sps"), ("spectr", "sps"),
