@@ -70,11 +70,11 @@ def test_greedy_token_trees_match_generate(default_model):
                                               branches=2, depth=3, nodes=6)]  # fmt: skip
     for text, make in zip(PROMPTS, drafters, strict=True):
         ids = encode(m.tokenizer, [{"role": "user", "content": text}], True)
-        ref = generate_greedy(m, ids, 40)
+        ref = generate_greedy(m, ids, 32)
         engine = TreeEngine(m.model, m.vocab_size, greedy, get_strategy("greedy"), make(), 3,
                             eos_ids(m))  # fmt: skip
         out, accepted = [], 0
-        for step in engine.generate(ids, 40, seed=0):
+        for step in engine.generate(ids, 32, seed=0):
             out += step.tokens
             accepted += step.accepted
         assert out == ref

@@ -34,6 +34,7 @@ from specbench_cli.tree_attention import (
 )
 from specbench_cli.tree_engine import TreeEngine
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: threads only contend
 GREEDY = SamplingConfig(temperature=0.0)
 SIZES = dict(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
              num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128)
@@ -96,8 +97,8 @@ class MaskIgnoringLlama(torch.nn.Module):
         self.inner = family_model("llama")
         self.config = self.inner.config
 
-    def forward(self, attention_mask=None, **kwargs):
-        return self.inner(**kwargs)
+    def forward(self, attention_mask=None, cache=None, **kwargs):
+        return self.inner(cache=cache, **kwargs)
 
     def get_input_embeddings(self):
         return self.inner.get_input_embeddings()
