@@ -69,10 +69,27 @@ def decode(engine: Any, ids: list[int], n: int, seed: int, tally: Tally, prompt:
     return out
 
 
-def summarize(tallies: dict[str, Tally], baseline: str | None) -> dict[str, dict[str, Any]]:
-    """Accepted tokens per step with its bootstrap interval; speedup against `baseline`."""
+def summarize(tallies: dict[str, Tally], baseline: str | None,
+              reference: str | None = None) -> dict[str, dict[str, Any]]:  # fmt: skip
+    """Accepted tokens per step with its bootstrap interval; speedup against `baseline`; the
+    paired difference in accepted tokens per step against `reference`."""
     base = tallies[baseline] if baseline is not None else None
-    return {name: _row(t, base) for name, t in tallies.items()}
+    rows = {name: _row(t, base) for name, t in tallies.items()}
+    if reference is not None:
+        for name, t in tallies.items():
+            rows[name]["vs_reference"] = _accepted_difference(t, tallies[reference])
+    return rows
+
+
+def _accepted_difference(t: Tally, ref: Tally) -> list[float]:
+    """Accepted tokens per step of `t` minus `ref`'s, and its paired 95% interval."""
+    tok, passes = np.array(t.tokens, dtype=float), np.array(t.passes, dtype=float)
+    rtok, rpass = np.array(ref.tokens, dtype=float), np.array(ref.passes, dtype=float)
+
+    def diff(i: np.ndarray) -> np.ndarray:
+        return tok[i].sum(1) / passes[i].sum(1) - rtok[i].sum(1) / rpass[i].sum(1)
+
+    return [tok.sum() / passes.sum() - rtok.sum() / rpass.sum(), *paired_bootstrap(diff, len(tok))]
 
 
 def _row(t: Tally, base: Tally | None) -> dict[str, Any]:
@@ -97,9 +114,11 @@ def print_rows(title: str, rows: dict[str, dict[str, Any]]) -> None:
     for name, r in rows.items():
         speed = f"{r['speedup']:.2f}x" if "speedup" in r else "-"
         sci = "{:.2f}-{:.2f}".format(*r["speedup_ci"]) if "speedup_ci" in r else "-"
+        delta = ("  vs sps {:+.3f} [{:+.3f}, {:+.3f}]".format(*r["vs_reference"])
+                 if "vs_reference" in r else "")  # fmt: skip
         print(f"  {name:24s} {r['accepted_per_step']:17.3f} "
               f"{r['ci'][0]:7.3f}-{r['ci'][1]:.3f} {speed:>8s} {sci:>13s}  "
-              f"{' '.join(f'{x:.2f}' for x in r['by_depth']) or '-'}")  # fmt: skip
+              f"{' '.join(f'{x:.2f}' for x in r['by_depth']) or '-'}{delta}")  # fmt: skip
 
 
 def part_pld(args: argparse.Namespace) -> dict[str, Any]:
@@ -169,7 +188,7 @@ def part_tiny(args: argparse.Namespace) -> dict[str, Any]:
     for i, ids in enumerate(prompts):
         for name, engine in engines.items():
             decode(engine, ids, args.max_new_tokens, seed=i, tally=tallies[name], prompt=i)
-    rows = summarize(tallies, None)
+    rows = summarize(tallies, None, reference="sps (chain 4)")
     print_rows(f"tiny Llamas, T=1, draft = target + {args.draft_noise} x std noise, "
                f"{len(prompts)} prompts x {args.max_new_tokens} tokens, same seeds; trees: "
                f"{args.branches} branches, depth 4, nodes {args.nodes or 'all'}", rows)
