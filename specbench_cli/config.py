@@ -201,40 +201,43 @@ def validate(cfg: RunConfig) -> None:
     if cfg.server or cfg.baseline_server or cfg.engine or cfg.concurrency != 1:
         _validate_server(cfg)
         return
-    _check_strategies(cfg)
-    _check_drafter(cfg)
+    rules = _check_strategies(cfg)
+    _check_drafter(cfg, rules)
     if cfg.backend == "cuda":
         _check_cuda()
 
 
-def _check_strategies(cfg: RunConfig) -> None:
+def _check_strategies(cfg: RunConfig) -> list[Any]:
     from specbench_cli.strategies import parse_strategy_spec
 
-    labels = []
+    rules = []
     for spec in cfg.strategies:
         try:
             strategy = parse_strategy_spec(spec)
         except ValueError as exc:
             raise BadInput(f"--strategy {spec}: {exc}") from None
-        if strategy.NEEDS_GREEDY_SAMPLING and cfg.temperature > 0:
+        if getattr(strategy, "NEEDS_GREEDY_SAMPLING", False) and cfg.temperature > 0:
             raise BadInput(
                 f"--strategy {spec} verifies by argmax, which matches only greedy decoding: it "
                 f"needs --temperature 0 (got {cfg.temperature}); at T > 0 use sps"
             )
-        labels.append(strategy.label)
+        rules.append(strategy)
+    labels = [rule.label for rule in rules]
     if len(set(labels)) != len(labels):
         raise BadInput(f"--strategy given twice with the same settings: {labels}")
+    return rules
 
 
-def _check_drafter(cfg: RunConfig) -> None:
+def _check_drafter(cfg: RunConfig, rules: list[Any]) -> None:
     from specbench_cli.drafters import parse_drafter_spec
 
     try:
-        drafter, _ = parse_drafter_spec(cfg.effective_drafter())
+        drafter, params = parse_drafter_spec(cfg.effective_drafter())
     except ValueError as exc:
         raise BadInput(f"--drafter: {exc}") from None
     if drafter.NEEDS_MODEL and not cfg.draft:
         raise BadInput(f"--drafter {drafter.name} needs a draft model: pass --draft")
+    _check_tree_pairing(cfg, rules, drafter, params)
 
 
 def _validate_server(cfg: RunConfig) -> None:
@@ -295,6 +298,31 @@ def check_output(output: str) -> None:
         pass
     except OSError as exc:
         raise BadInput(f"--output {shorten(output)}: {exc.strerror or exc}") from None
+
+
+
+
+def _check_tree_pairing(cfg: RunConfig, rules: list[Any], drafter: Any,
+                        params: dict[str, Any]) -> None:  # fmt: skip
+    """Branching drafters need a tree rule; a rule that needs sampled siblings needs a drafter
+    that samples them."""
+    from specbench_cli.strategies import decodes_trees, rule_kinds
+
+    if cfg.batch_size > 1 and any(decodes_trees(rule, params) for rule in rules):
+        raise BadInput(f"--batch-size {cfg.batch_size}: tree strategies decode one sequence at "
+                       "a time; use --batch-size 1 with specinfer, rrs, spectr or greedy trees")
+    if params.get("branches", 1) <= 1:
+        return
+    trees = [rule for rule in rules if "tree" in rule_kinds(rule)]
+    if not trees:
+        raise BadInput(f"--drafter {cfg.effective_drafter()}: branches > 1 drafts trees, but no "
+                       "--strategy verifies trees (specinfer, rrs, spectr, greedy)")
+    samples = getattr(drafter, "SAMPLES_TREES", False) and cfg.temperature > 0
+    for rule in trees:
+        if getattr(rule, "SAMPLED_SIBLINGS", False) and not samples:
+            raise BadInput(f"--strategy {rule.name} needs siblings sampled from the draft model "
+                           f"(--drafter model at a temperature above 0), not deterministic "
+                           f"branches from --drafter {drafter.name}")
 
 
 def _num(value: Any) -> bool:

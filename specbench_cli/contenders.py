@@ -2,12 +2,15 @@
 
 Every contender decodes with the same target model and sampling settings; each strategy gets its
 own drafter instance built from the run's drafter spec (drafters keep per-sequence state), and
-lossy strategies get the divergence audit as their step observer.
+lossy strategies get the divergence audit as their step observer. Tree rules decode with the tree
+engine (`tree_engine.py`); so does `greedy`, which is both kinds, when the drafter proposes
+branches. Chain rules use the drafter's chain proposal, so chain and tree contenders can run side
+by side with one `--drafter` spec.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from specbench_cli.config import RunConfig
@@ -19,7 +22,21 @@ from specbench_cli.results import BASELINE
 class Contender:
     label: str  # strategy label, "baseline" for autoregressive
     drafter: str  # drafter label, "none" for the baseline
-    engine: Engine
+    engine: Any  # Engine or TreeEngine
+    shape: dict[str, Any] = field(default_factory=dict)  # kind, branches, depth, nodes
+
+
+def tree_shape(drafter_params: dict[str, Any], k: int) -> dict[str, Any]:
+    """What a tree contender drafts per step: branches per node, depth (the drafter's, else
+    `--k`) and the node budget (the drafter's, else the largest tree of that shape)."""
+    branches = drafter_params.get("branches", 1)
+    depth = drafter_params.get("depth") or k
+    if "nodes" in drafter_params:  # every node expanded, within a budget (the draft model)
+        full = sum(branches**d for d in range(1, depth + 1))
+        nodes = min(drafter_params["nodes"] or full, full)
+    else:  # one path per branch (prompt lookup)
+        nodes = branches * depth
+    return {"kind": "tree", "branches": branches, "depth": depth, "nodes": nodes}
 
 
 def eos_ids(loaded: Any) -> tuple[int, ...]:
@@ -37,7 +54,7 @@ def build_contenders(cfg: RunConfig, target: Any, draft: Any, vocab: int,
     from specbench_cli.audit import DivergenceAudit
     from specbench_cli.drafters import DraftContext, build_drafter
     from specbench_cli.sampling import SamplingConfig
-    from specbench_cli.strategies import parse_strategy_spec
+    from specbench_cli.strategies import decodes_trees, parse_strategy_spec
 
     sampling = SamplingConfig(cfg.temperature, cfg.top_k, cfg.top_p)
     eos = eos_ids(target)
@@ -46,16 +63,26 @@ def build_contenders(cfg: RunConfig, target: Any, draft: Any, vocab: int,
     spec = cfg.effective_drafter()
     for strategy_spec in cfg.strategies:
         strategy = parse_strategy_spec(strategy_spec, backend=backend)
-        audit = DivergenceAudit(strategy) if cfg.audit and not strategy.lossless else None
-        engine = Engine(target.model, vocab, sampling, strategy, build_drafter(spec, context),
-                        cfg.k, eos, noise_mode=cfg.noise_mode, observer=audit)  # fmt: skip
-        contenders.append(Contender(strategy.label, spec, engine))
+        drafter = build_drafter(spec, context)
+        if decodes_trees(strategy, drafter.params):
+            from specbench_cli.tree_engine import TreeEngine
+
+            shape = tree_shape(drafter.params, cfg.k)
+            engine = TreeEngine(target.model, vocab, sampling, strategy, drafter, shape["depth"],
+                                eos, noise_mode=cfg.noise_mode)  # fmt: skip
+        else:
+            shape = {"kind": "chain", "branches": 1, "depth": cfg.k, "nodes": cfg.k}
+            audit = DivergenceAudit(strategy) if cfg.audit and not strategy.lossless else None
+            engine = Engine(target.model, vocab, sampling, strategy, drafter, cfg.k, eos,
+                            noise_mode=cfg.noise_mode, observer=audit)  # fmt: skip
+        contenders.append(Contender(strategy.label, spec, engine, shape))
     return contenders
 
 
 def strategy_info(contenders: list[Contender]) -> dict[str, dict[str, Any]]:
-    """Registry name and parameters of each contender's strategy, by label."""
-    info = {BASELINE: {"name": BASELINE, "params": {}}}
+    """Registry name, parameters and draft shape of each contender's strategy, by label."""
+    info = {BASELINE: {"name": BASELINE, "params": {}, "shape": {}}}
     for c in contenders[1:]:
-        info[c.label] = {"name": c.engine.strategy.name, "params": c.engine.strategy.params}
+        info[c.label] = {"name": c.engine.strategy.name, "params": c.engine.strategy.params,
+                         "shape": c.shape}  # fmt: skip
     return info

@@ -114,7 +114,8 @@ def aggregate(
         # without any baseline (a server run with no --baseline-server) the row's own speed
         tps = tokens_per_second(paired if baseline else ok) if ok else 0.0
         base_tps = tokens_per_second(base_paired) if base_paired else None
-        counts = acceptance_counts(ok, k)
+        shape = info.get("shape") or {}
+        counts = acceptance_counts(ok, shape.get("depth") or k)  # trees: per depth
         wall = sum(throughput_wall_s(r) for r in ok)
         latency = sum(r["wall_s"] for r in ok)
         ttfts = [r["ttft_s"] for r in ok if r.get("ttft_s") is not None]
@@ -124,6 +125,11 @@ def aggregate(
             "strategy_name": info["name"],
             "params": info["params"],
             "drafter": drafter,
+            "kind": shape.get("kind", ""),
+            "branches": shape.get("branches", 0),
+            "depth": shape.get("depth", 0),
+            "nodes": shape.get("nodes", 0),
+            "mean_tree_nodes": _mean_nodes(ok),
             "suite": suite,
             "category": category,
             "batch_size": max((r.get("batch_size", 1) for r in group), default=1),
@@ -167,6 +173,12 @@ def _draft_share(records: list[PromptRecord], wall: float) -> float | None:
     if None in draft:
         return None
     return sum(draft) / wall if wall else 0.0
+
+
+def _mean_nodes(records: list[PromptRecord]) -> float:
+    """Nodes verified per speculative step (for chains: drafted tokens per step)."""
+    nodes = [n for r in records for n in r.get("drafted_nodes", r.get("drafted_lengths") or [])]
+    return sum(nodes) / len(nodes) if nodes else 0.0
 
 
 def _divergence(records: list[PromptRecord]) -> dict[str, float | None]:

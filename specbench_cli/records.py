@@ -34,8 +34,8 @@ def _new_record(c: Contender, suite: str, prompt: Prompt, cfg: RunConfig, max_ne
         "output_token_ids": [], "output_text": [], "new_tokens": 0, "prompt_tokens": 0,
         "max_new_tokens": max_new, "truncated": False, "wall_s": 0.0, "batch_share_s": 0.0,
         "draft_s": 0.0, "verify_s": 0.0, "ttft_s": 0.0, "target_forward_passes": 0,
-        "accepted_lengths": [], "drafted_lengths": [], "kl_sum": 0.0, "tv_sum": 0.0,
-        "drafted_positions": 0, "turns": [],
+        "accepted_lengths": [], "drafted_lengths": [], "drafted_nodes": [], "kl_sum": 0.0,
+        "tv_sum": 0.0, "drafted_positions": 0, "turns": [],
     }
 
 
@@ -47,6 +47,8 @@ def _add_step(record: PromptRecord, step: StepRecord, turn: int) -> None:
     else:
         record["accepted_lengths"].append(step.accepted)
         record["drafted_lengths"].append(step.drafted)
+        # tree steps say how many nodes they verified; a chain's nodes are its drafts
+        record["drafted_nodes"].append(getattr(step, "nodes", step.drafted))
     record["target_forward_passes"] += 1
     record["draft_s"] += step.draft_s
     record["verify_s"] += step.target_s + step.verify_s

@@ -86,6 +86,15 @@ def short_labels(labels: list[str]) -> dict[str, str]:
     return short
 
 
+def _drafts(row: dict[str, Any]) -> str:
+    """What the contender drafted per step: a chain of k, or a tree's shape and mean size."""
+    kind = row.get("kind") or ""
+    if kind == "tree":
+        return (f"tree {row['branches']}x{row['depth']}, "
+                f"{row.get('mean_tree_nodes', 0.0):.1f}/{row['nodes']} nodes")  # fmt: skip
+    return f"chain k={row['depth']}" if kind == "chain" else "-"
+
+
 def _columns(rows: list[dict[str, Any]], names: dict[str, str], suites: bool) -> list[Column]:
     def col(header: str, cells: list[str], **kw: Any) -> Column:
         return Column(header, cells, **kw)
@@ -93,6 +102,7 @@ def _columns(rows: list[dict[str, Any]], names: dict[str, str], suites: bool) ->
     quality = [_quality(r) for r in rows]
     columns = [
         col("strategy", [names[r["strategy"]] for r in rows], label=True),
+        col("drafts", [_drafts(r) for r in rows], drop=1),
         col("n", [str(r["num_prompts"]) + (f" ({r['num_failed']} failed)" if r["num_failed"]
                                             else "") for r in rows], right=True, drop=5),
         col("tok/s", [f"{r['tokens_per_second']:.1f}" for r in rows], right=True, drop=4),
@@ -111,6 +121,8 @@ def _columns(rows: list[dict[str, Any]], names: dict[str, str], suites: bool) ->
     if suites:
         labels = [r["suite"] + (f"/{r['category']}" if r.get("category") else "") for r in rows]
         columns.insert(0, col("suite", labels, label=True))
+    if not any(r.get("kind") == "tree" for r in rows):  # chains: k is in the title
+        columns = [c for c in columns if c.header != "drafts"]
     if all(r.get("batch_size", 1) == 1 for r in rows):  # per-request latency is 1 / tok/s
         columns = [c for c in columns if not c.header.startswith("ms/token")]
     if not any(r.get("quality") or r.get("quality_delta") for r in rows):
@@ -166,6 +178,8 @@ def _notes(rows: list[dict[str, Any]], headers: set[str], legend: dict[str, str]
                             "percentile over requests); tok/s at batch N: each batch's tokens "
                             "over its wall time",
         "accept": "accept: accepted / drafted tokens",
+        "by position %": "by position: acceptance of each drafted position (trees: of each "
+                         "depth; accept = accepted path / tree depth)",
         "KL": "KL, TV: divergence of the emitted law from the target's, per token",
         "quality (Δ)": "quality (Δ): the baseline's mean score; other rows: the change from the "
                        "baseline, * where its 95% CI excludes 0",

@@ -15,6 +15,8 @@ Conventions (docs/metrics.md has the full definitions):
 - `acceptance_rate`: accepted drafts / drafted tokens.
 - `per_position_acceptance[i]`: accepted drafts at position i+1 / steps that drafted at least
   i+1 tokens (conditional on the position being drafted, unconditional on earlier acceptance).
+  For tree contenders position = depth: accepted paths reaching depth i+1 / steps whose tree
+  reached depth i+1, and `acceptance_rate` = accepted path length / tree depth.
 - `speedup`: tokens/s of the strategy over tokens/s of the autoregressive baseline measured in
   the same run on the same prompts (sums of new tokens over sums of wall time).
 - `divergence`: KL(pi || q) and TV(pi, q) summed over the drafted positions whose token was
@@ -67,8 +69,9 @@ class PromptRecord(TypedDict, total=False):
     verify_s: float  # time in target forward passes + acceptance
     ttft_s: float  # time to first token of the first turn
     target_forward_passes: int  # prefill + one per step
-    accepted_lengths: list[int]  # accepted drafts per speculative step
-    drafted_lengths: list[int]  # drafted tokens per speculative step
+    accepted_lengths: list[int]  # accepted drafts (tree: accepted path length) per speculative step
+    drafted_lengths: list[int]  # drafted tokens (tree: depth of the verified tree) per step
+    drafted_nodes: list[int]  # drafted tokens (tree: nodes of the verified tree) per step
     peak_memory_bytes: int  # peak while this record ran: RSS on CPU, allocated on GPU
     kl_sum: float  # divergence audit: sum over emitted drafted positions of KL(pi || q)
     tv_sum: float  # the same for TV(pi, q)
@@ -85,6 +88,11 @@ class ResultRow(TypedDict, total=False):
     strategy_name: str  # registry name, e.g. "cactus"
     params: dict[str, Any]
     drafter: str
+    kind: str  # "chain" (one drafted chain per step) or "tree"; "" for the baseline
+    branches: int  # children per node the drafter proposes (1 for chains)
+    depth: int  # deepest drafted level per step (k for chains)
+    nodes: int  # most nodes drafted per step (k for chains)
+    mean_tree_nodes: float  # nodes (chain: drafted tokens) verified per speculative step
     suite: str
     category: str | None  # set on per-category rows of Spec-Bench suites
     batch_size: int  # prompts decoded together (the run's --batch-size)

@@ -18,6 +18,18 @@ REPO = Path(__file__).resolve().parents[1]
 SPECBENCH = [sys.executable, "-m", "specbench_cli"]
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """Large elementwise batches on a shared 2-core box: OpenMP contention costs more than it
+    gains, so a module asking for this runs single-threaded (restored afterwards)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def tiny_target(tmp_path_factory) -> Path:
     return build_tiny_model(tmp_path_factory.mktemp("tiny_target"), seed=0)

@@ -30,6 +30,13 @@ def test_bad_batch_size_exits_2(value, tmp_path):
         assert_bad_input(result, "--batch-size")
 
 
+@pytest.mark.parametrize("args", [["-s", "rrs"], ["--temperature", "0", "--drafter",
+                                                  "ngram:branches=2", "-s", "greedy"]])
+def test_tree_rules_need_batch_size_1(args, tmp_path):
+    result = run_cli("run", "--batch-size", "2", *args, "--output", str(tmp_path / "o"))
+    assert_bad_input(result, "tree strategies decode one sequence at a time")
+
+
 def test_batch_size_in_config(tmp_path):
     first = run_cli("run", "--batch-size", "4", "--print-config")
     assert first.returncode == 0 and "batch_size: 4" in first.stdout

@@ -44,6 +44,9 @@ def assert_bad_input(result: subprocess.CompletedProcess, *fragments: str) -> No
     (["--strategy", "sps:foo=1"], "foo"),
     (["--drafter", "ngram:max_ngram=x"], "max_ngram"),
     (["--drafter", "model"], "--draft"),
+    (["--drafter", "ngram:branches=0"], "branches"),
+    (["--drafter", "ngram:branches=3", "--strategy", "sps"], "no --strategy verifies trees"),
+    (["--drafter", "ngram:branches=2", "--strategy", "spectr"], "sampled"),
     (["--target", "/nonexistent/model"], "no such file"),
     (["--target", "missing.gguf"], "no such file"),
     (["--target", "someorg/not-cached-model"], "not in the local Hugging Face cache"),
@@ -135,6 +138,41 @@ def test_run_writes_results_and_records(tmp_path, tiny_target, tiny_draft, suite
     # an output folder that already holds a run is refused, nothing is overwritten
     assert_bad_input(run_cli("run", "--target", str(tiny_target), "--suite", str(suite_file),
                              "--output", str(out)), "already holds a finished run")
+
+
+def test_chain_and_tree_contenders_side_by_side(tmp_path, tiny_target, tiny_draft, suite_file):
+    out = tmp_path / "trees"
+    result = run_cli("run", "--target", str(tiny_target), "--draft", str(tiny_draft),
+                     "--drafter", "model:branches=2,depth=3,nodes=6", "--suite", str(suite_file),
+                     "-s", "sps", "-s", "block", "-s", "specinfer", "-s", "rrs", "-s", "spectr",
+                     "--max-new-tokens", "12", "--k", "3", "--output", str(out))
+    assert result.returncode == 0, result.stderr
+    assert "tree 2x3" in result.stdout and "chain k=3" in result.stdout
+    rows = {r["strategy"]: r for r in json.loads((out / "results.json").read_text())["results"]}
+    for label in ("sps", "block"):
+        assert (rows[label]["kind"], rows[label]["branches"], rows[label]["depth"]) == (
+            "chain", 1, 3)
+    for label in ("specinfer", "rrs", "spectr"):
+        row = rows[label]
+        assert (row["kind"], row["branches"], row["depth"], row["nodes"]) == ("tree", 2, 3, 6)
+        assert 3 <= row["mean_tree_nodes"] <= 6 and len(row["per_position_acceptance"]) == 3
+        assert row["divergence"] == {"kl": 0.0, "tv": 0.0} and row["num_failed"] == 0
+    records = [json.loads(line) for line in (out / "records.jsonl").read_text().splitlines()]
+    for r in records:
+        if r["strategy"] in ("specinfer", "rrs", "spectr"):
+            assert all(d <= 3 and n <= 6 for d, n in zip(r["drafted_lengths"],
+                                                         r["drafted_nodes"], strict=True))
+
+
+def test_strategies_lists_chain_and_tree_rules():
+    result = run_cli("strategies")
+    assert result.returncode == 0, result.stderr
+    lines = {line.split()[1]: line for line in result.stdout.splitlines()
+             if line.startswith("│") and len(line.split()) > 2}  # fmt: skip
+    assert {"block", "specinfer", "rrs", "spectr", "greedy"} <= set(lines)
+    assert "chain" in lines["block"] and "yes" in lines["block"]
+    assert "tree" in lines["rrs"] and "without replacement" in lines["rrs"]
+    assert "chain + tree" in lines["greedy"] and "iid" in lines["spectr"]
 
 
 def test_failed_prompt_is_recorded_and_run_goes_on(tmp_path):

@@ -28,6 +28,7 @@ ROWS = {2: 500_000, 8: 250_000, 32: 100_000}  # N per (q, p) pair, sized for a 2
 VARIANTS = [
     "greedy",
     "sps",
+    "block",
     "tas",
     "tas:bonus=argmax",
     "cactus:delta=0",
@@ -204,7 +205,7 @@ def test_output_distribution_is_a_law(spec: str) -> None:
             assert 0.0 <= strategy.acceptance_probability(q, p_law) <= 1.0 + 1e-6
 
 
-@pytest.mark.parametrize("spec", ["sps", "cactus:delta=0", "interp:alpha=0"])
+@pytest.mark.parametrize("spec", ["sps", "block", "cactus:delta=0", "interp:alpha=0"])
 def test_lossless_law_equals_target(spec: str) -> None:
     strategy = parse_strategy_spec(spec)
     assert strategy.lossless

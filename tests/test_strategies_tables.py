@@ -21,11 +21,12 @@ from specbench_cli.strategies import (
     available_strategies,
     get_strategy,
     parse_strategy_spec,
+    rule_kinds,
     strategy_class,
 )
 from specbench_cli.strategies.weights import sample_from_weights
 
-ALL = ["greedy", "sps", "tas", "cactus", "topk", "interp"]
+ALL = ["greedy", "sps", "block", "tas", "cactus", "topk", "interp"]  # the chain rules
 
 
 def make_noise(mode: str, u_acc, final) -> Noise:
@@ -218,7 +219,7 @@ def test_noise_draw_order(mode: str) -> None:
         assert torch.equal(noise.u_fin, torch.rand(B, generator=g)) and noise.e_fin is None
 
 
-@pytest.mark.parametrize("spec", ["sps", "cactus", "topk", "interp", "tas"])
+@pytest.mark.parametrize("spec", ["sps", "block", "cactus", "topk", "interp", "tas"])
 @pytest.mark.parametrize("mode", ["race", "icdf"])
 def test_verify_draws_exactly_one_noise(spec: str, mode: str) -> None:
     target, draft, x, n_r, _ = random_inputs(50, 3, 9, seed=4)
@@ -335,7 +336,10 @@ def test_validation_edges() -> None:
 
 
 def test_registry_metadata() -> None:
-    assert available_strategies() == ["cactus", "greedy", "interp", "sps", "tas", "topk"]
+    assert available_strategies() == ["block", "cactus", "greedy", "interp", "rrs", "specinfer",
+                                      "spectr", "sps", "tas", "topk"]
+    assert [n for n in available_strategies() if "tree" in rule_kinds(strategy_class(n))] == [
+        "greedy", "rrs", "specinfer", "spectr"]
     for name in available_strategies():
         cls = strategy_class(name)
         assert cls.name == name and isinstance(cls.LOSSLESS, bool)

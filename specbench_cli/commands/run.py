@@ -17,6 +17,7 @@ Examples:
   specbench run --target ./big --draft ./small --suite translation --limit 10
   specbench run --config run.yaml --print-config   # settings as YAML
   specbench run --batch-size 4 --temperature 0 --strategy greedy   # batches of 4 prompts
+  specbench run --draft ./small --drafter model:branches=2,depth=4,nodes=12 -s sps -s block -s rrs
 
   specbench run --server http://127.0.0.1:8080 --baseline-server http://127.0.0.1:8081 \\
       --engine llamacpp --concurrency 4            # a serving engine's speculation
@@ -37,11 +38,14 @@ def run(
         help="Draft model (same forms as --target); selects the 'model' drafter.")] = None,
     drafter: Annotated[str | None, typer.Option(
         metavar="SPEC",
-        help="Drafter: 'model' or 'ngram[:max_ngram=3,min_ngram=2]' (default: model if --draft "
-             "is given, else ngram).")] = None,
+        help="Drafter: 'model[:branches=1,depth=0,nodes=0]' or "
+             "'ngram[:max_ngram=3,min_ngram=2,branches=1]' (default: model if --draft is given, "
+             "else ngram). branches > 1 drafts token trees for tree strategies (depth 0: --k; "
+             "nodes 0: no budget); chain strategies in the same run use the chain.")] = None,
     strategy: Annotated[list[str] | None, typer.Option(
         "--strategy", "-s", metavar="SPEC",
-        help="Acceptance strategy, 'name' or 'name:key=value,...'; repeat for several. "
+        help="Acceptance strategy, 'name' or 'name:key=value,...'; repeat for several. Chain "
+             "rules and tree rules (specinfer, rrs, spectr, greedy) can run side by side. "
              "See `specbench strategies`.")] = None,
     suite: Annotated[list[str] | None, typer.Option(
         "--suite", metavar="SUITE", help="Bundled suite name or a JSONL file; repeatable.")] = None,

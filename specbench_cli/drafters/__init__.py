@@ -11,6 +11,9 @@ Batches: the engine talks to a `BatchDrafter`, which drafts for every row of a b
 drafter that holds a model implements it itself (one forward per drafted position for the whole
 batch); any other drafter is a single-sequence `Drafter`, run once per row by `PerRowDrafter`
 (`drafters/per_row.py`) with one instance, and so one state, per row.
+
+A drafter may also propose token trees for tree rules: `propose_tree(context, depth, scheme)`
+returns a `tree.TreeDraft` (the tree engine turns a chain into a one-branch tree otherwise).
 """
 
 from __future__ import annotations
@@ -25,9 +28,10 @@ if TYPE_CHECKING:
 
     from specbench_cli.sampling import SamplingConfig
 
+# the tree-capable subclasses: their chain `propose` is the base drafter's, unchanged
 DRAFTERS = Registry("drafter", {
-    "model": "specbench_cli.drafters.draft_model:DraftModelDrafter",
-    "ngram": "specbench_cli.drafters.ngram:NgramDrafter",
+    "model": "specbench_cli.drafters.draft_model_tree:DraftModelTreeDrafter",
+    "ngram": "specbench_cli.drafters.ngram_tree:NgramTreeDrafter",
 })  # fmt: skip
 
 

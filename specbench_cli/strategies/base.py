@@ -19,9 +19,10 @@ import torch
 from torch import Generator, Tensor
 
 from specbench_cli.noise import Noise, check_mode
-from specbench_cli.registry import coerce_params, spec_label
 
 from .inputs import checked
+from .kernel_desc import KernelDesc  # noqa: F401  (re-exported: the rules import it from here)
+from .rule import Rule
 from .weights import gather_rows, sample_from_weights
 
 ACCEPT_RTOL = 1e-6  # |u s - t| within this * max(t, s): an accept test decided by rounding
@@ -36,26 +37,6 @@ class VerifyResult:
 
 
 @dataclass(frozen=True)
-class KernelDesc:
-    """How the compiled kernels run a rule: its policy id in `kernels/verify.h` (`enum
-    Strategy`) and its parameters in the kernel's argument block."""
-
-    policy: int
-    delta: float = 0.0
-    tas_eps: float = 0.0
-    tas_alpha: float = 0.0
-    interp_alpha: float = 0.0
-    topk: int = 1
-    bonus_argmax: bool = False
-    scans_rows: bool = False  # reads every row q[0..k] (True) or only the drafts' and row a
-    extra_rows: int = 0  # rows of q read once more (a second pass), for the bandwidth figure
-
-    def binding_args(self) -> tuple[float, float, float, float, int, bool]:
-        return (self.delta, self.tas_eps, self.tas_alpha, self.interp_alpha, self.topk,
-                self.bonus_argmax)  # fmt: skip
-
-
-@dataclass(frozen=True)
 class Step:
     """Checked inputs of one step plus the per-position values every accept test needs."""
 
@@ -66,6 +47,7 @@ class Step:
     q_x: Tensor  # [B, k] target probability of each draft token
     p_x: Tensor  # [B, k] draft probability of each draft token (1 for deterministic drafts)
     u_acc: Tensor | None  # [B, k] accept uniforms (None for rules that use no noise)
+    num_drafts: Tensor | None = None  # [B] real drafts per row (None: all k)
 
 
 @dataclass(frozen=True)
@@ -110,7 +92,8 @@ def reference_verify(
     q_x = target_probs[:, :k].gather(-1, index).squeeze(-1)
     p_x = torch.ones_like(q_x) if draft_probs is None else draft_probs.gather(-1, index).squeeze(-1)
     u_acc = None if noise is None else noise.u_acc
-    step = Step(target_probs, draft_probs, draft_tokens, target_logits, q_x, p_x, u_acc)
+    step = Step(target_probs, draft_probs, draft_tokens, target_logits, q_x, p_x, u_acc,
+                num_drafts)
     if k:
         accepted = strategy.accept(step)
     else:
@@ -138,8 +121,9 @@ class _Reference:
 REFERENCE: Driver = _Reference()
 
 
-class Strategy:
-    """Base class: subclasses set `name`, `PARAMS`, `LOSSLESS` and a one-line docstring.
+class Strategy(Rule):
+    """Base class of the chain rules: subclasses set `name`, `PARAMS`, `LOSSLESS` and a one-line
+    docstring (`Rule`).
 
     A rule of the form "accept iff `u * p(x) < t`" implements `accept_threshold` (t from the
     drafted token's `q(x)` and `p(x)`) and `residual` (correction weights at the rejected row);
@@ -148,52 +132,17 @@ class Strategy:
     policy, when there is one. `EXAMPLES` are parameter settings the kernel checks exercise.
     """
 
-    name: ClassVar[str]
-    PARAMS: ClassVar[dict[str, Any]] = {}
-    LOSSLESS: ClassVar[bool] = False
-    EXAMPLES: ClassVar[tuple[str, ...]] = ("",)
     USES_LOGITS: ClassVar[bool] = False  # reads `target_logits` (greedy's argmax source)
     NEEDS_GREEDY_SAMPLING: ClassVar[bool] = False  # exact only against a temperature-0 target
 
     def __init__(self, *, driver: Driver | None = None, **params: Any) -> None:
         self.driver = driver or REFERENCE
-        self.params = coerce_params(f"strategy {self.name!r}", self.PARAMS, params)
-        self.check_params()
-
-    def check_params(self) -> None:
-        """Raise `ValueError` for out-of-range parameter values (subclasses override)."""
-
-    def _require(self, ok: bool, message: str) -> None:
-        if not ok:
-            raise ValueError(f"strategy {self.name!r}: {message}")
+        super().__init__(**params)
 
     @property
     def backend(self) -> str:
         """The backend this instance verifies on: torch, cpu, cuda or auto."""
         return self.driver.name
-
-    @property
-    def label(self) -> str:
-        """Stable key for result files, e.g. `sps` or `cactus:delta=0.5` (see `spec_label`)."""
-        return spec_label(self.name, self.params)
-
-    @property
-    def uses_noise(self) -> bool:
-        """Whether verification consumes randomness (greedy and argmax-only rules do not)."""
-        return True
-
-    @property
-    def lossless(self) -> bool:
-        """Whether the emitted law equals the target for these parameter values."""
-        return self.LOSSLESS
-
-    @property
-    def kernel(self) -> KernelDesc | None:
-        """The compiled-kernel policy running this rule; None: the reference always runs."""
-        return None
-
-    def __repr__(self) -> str:
-        return f"<{type(self).__name__} {self.label}>"
 
     # --- the rule ------------------------------------------------------------------------------
 
@@ -218,7 +167,7 @@ class Strategy:
         q_a = gather_rows(step.target_probs, num_accepted)  # [B, V]
         weights = q_a
         if not bool(is_bonus.all()):  # skip the residual when every row accepted everything
-            weights = self.residual(_rejected_row(step, num_accepted, q_a))
+            weights = self.residual(rejected_row(step, num_accepted, q_a))
             if bool(is_bonus.any()):  # row copy, cheaper than a where over [B, V]
                 weights[is_bonus] = q_a[is_bonus]
         return sample_from_weights(weights, noise, fallback=q_a)
@@ -294,7 +243,9 @@ class Strategy:
         return self.driver(self, q, p, x, noise, logits, n_r)
 
 
-def _rejected_row(step: Step, num_accepted: Tensor, q_a: Tensor) -> Row:
+def rejected_row(step: Step, num_accepted: Tensor, q_a: Tensor) -> Row:
+    """Row `a` of each batch row: `q_a` `[B, V]`, the draft law there (one-hot for deterministic
+    drafts), the drafted token and its q and p (bonus rows point at row k-1; callers mask them)."""
     k = step.draft_tokens.shape[1]
     at = num_accepted.clamp(max=k - 1)[:, None]  # bonus rows point past the drafts; masked later
     x = step.draft_tokens.gather(1, at).squeeze(1)

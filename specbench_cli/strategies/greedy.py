@@ -4,7 +4,8 @@ Owns the argmax rule. A draft is accepted while it equals the target argmax (low
 the emitted token is the target argmax at the first mismatch, or at the bonus row when every
 draft matched. The argmax is taken on `target_logits` when given, the same float32 values the
 autoregressive baseline takes its argmax of, because softmax rounding can merge two nearly equal
-logits and change which id wins. Consumes no randomness, so `noise` may be None.
+logits and change which id wins. Consumes no randomness, so `noise` may be None. The same
+class verifies token trees (`tree_greedy.py`): the first child equal to the argmax is accepted.
 """
 
 from __future__ import annotations
@@ -16,10 +17,11 @@ from specbench_cli.noise import Noise
 
 from .base import KernelDesc, Step, Strategy
 from .inputs import as_pair
+from .tree_greedy import TreeGreedyRule
 from .weights import gather_rows
 
 
-class Greedy(Strategy):
+class Greedy(Strategy, TreeGreedyRule):
     """Greedy verification: accept drafts equal to the target argmax (temperature 0)."""
 
     name = "greedy"
@@ -54,10 +56,12 @@ class Greedy(Strategy):
     ) -> Tensor:
         return gather_rows(self._scores(step), num_accepted).argmax(-1)
 
-    def output_distribution(self, q: Tensor, p: Tensor) -> Tensor:
+    def output_distribution(self, q: Tensor, p: Tensor, siblings: int = 1) -> Tensor:
         q, _ = as_pair(q, p)
         return torch.zeros_like(q).index_fill_(0, q.argmax(), 1.0)
 
-    def acceptance_probability(self, q: Tensor, p: Tensor) -> float:
+    def acceptance_probability(self, q: Tensor, p: Tensor, siblings: int = 1) -> float:
+        """`p(g)` for one draft; `1 - (1 - p(g))^K` for K siblings drawn i.i.d. from p."""
         q, p = as_pair(q, p)
-        return float(p[q.argmax()])
+        hit = float(p[q.argmax()])
+        return hit if siblings == 1 else 1.0 - (1.0 - hit) ** siblings

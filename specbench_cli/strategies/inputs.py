@@ -53,9 +53,9 @@ def _check_values(target_probs: Tensor, draft_probs: Tensor | None, draft_tokens
         if lo < 0 or hi > k:
             raise ValueError(f"num_drafts must lie in [0, k={k}], got [{int(lo)}, {int(hi)}]")
         live = torch.arange(k + 1, device=num_drafts.device) <= num_drafts[:, None]  # [B, k+1]
-    _check_probs("target_probs", target_probs, live)
+    check_probs("target_probs", target_probs, live)
     if draft_probs is not None:
-        _check_probs("draft_probs", draft_probs, None if live is None else live[:, 1:])
+        check_probs("draft_probs", draft_probs, None if live is None else live[:, 1:])
     if k * B:
         ids = draft_tokens if live is None else draft_tokens.masked_fill(~live[:, 1:], 0)
         lo, hi = ids.aminmax()
@@ -65,7 +65,7 @@ def _check_values(target_probs: Tensor, draft_probs: Tensor | None, draft_tokens
         raise ValueError("target_logits contain NaN")
 
 
-def _check_probs(name: str, t: Tensor, live: Tensor | None) -> None:
+def check_probs(name: str, t: Tensor, live: Tensor | None) -> None:
     """Finite, >= 0 everywhere; rows that take part (`live` `[B, R]`) sum to 1 within SUM_TOL."""
     if t.numel() == 0:
         return
