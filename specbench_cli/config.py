@@ -24,7 +24,8 @@ DEFAULT_STRATEGIES = ("sps", "tas", "cactus")
 class RunConfig:
     target: str = "default"  # "default" | .gguf file | model folder | cached hub id
     draft: str | None = None  # draft model; None -> model-free drafter
-    drafter: str | None = None  # "model" | "ngram[:max_ngram=3,min_ngram=2]"; None -> by draft
+    drafter: str | None = None  # "model" | "ngram[:...]" | "suffix[:...]"; None -> by draft
+    draft_length: str = "fixed"  # fixed | heuristic | confidence[:threshold=0.4]
     strategies: list[str] = field(default_factory=lambda: list(DEFAULT_STRATEGIES))
     suites: list[str] = field(default_factory=lambda: ["default"])
     limit: int | None = None  # prompts per suite
@@ -105,6 +106,7 @@ def build_config(yaml_path: Path | None, overrides: dict[str, Any]) -> RunConfig
 def validate(cfg: RunConfig) -> None:
     """Value checks that need no model; raise BadInput with the flag name."""
     from specbench_cli.drafters import parse_drafter_spec
+    from specbench_cli.drafters.draft_length import parse_draft_length
     from specbench_cli.strategies import parse_strategy_spec
 
     checks = [
@@ -145,6 +147,10 @@ def validate(cfg: RunConfig) -> None:
         raise BadInput(f"--drafter: {exc}") from None
     if drafter.NEEDS_MODEL and not cfg.draft:
         raise BadInput(f"--drafter {drafter.name} needs a draft model: pass --draft")
+    try:
+        parse_draft_length(cfg.draft_length, drafter)
+    except ValueError as exc:
+        raise BadInput(f"--draft-length: {exc}") from None
     if cfg.output is not None and Path(cfg.output).exists() and not Path(cfg.output).is_dir():
         raise BadInput(f"--output {cfg.output}: exists and is a file, not a folder")
 

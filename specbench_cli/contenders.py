@@ -1,16 +1,19 @@
 """The contenders of a run: the autoregressive baseline and one engine per strategy.
 
 Every contender decodes with the same target model and sampling settings; each strategy gets its
-own drafter instance built from the run's drafter spec (drafters keep per-sequence state), and
-lossy strategies get the divergence audit as their step observer.
+own drafter instance built from the run's drafter spec and draft-length policy (drafters keep
+per-sequence state) and its own `RunMemory` (what drafters keep across requests), and lossy
+strategies get the divergence audit as their step observer.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
 from specbench_cli.config import RunConfig
+from specbench_cli.drafters import RunMemory
 from specbench_cli.engine import Engine
 from specbench_cli.results import BASELINE
 
@@ -20,6 +23,7 @@ class Contender:
     label: str  # strategy label, "baseline" for autoregressive
     drafter: str  # drafter label, "none" for the baseline
     engine: Engine
+    memory: RunMemory | None = None  # kept by the drafters across requests; None: baseline
 
 
 def eos_ids(loaded: Any) -> tuple[int, ...]:
@@ -36,6 +40,7 @@ def build_contenders(cfg: RunConfig, target: Any, draft: Any, vocab: int,
     """The baseline first, then one contender per `cfg.strategies` entry, in order."""
     from specbench_cli.audit import DivergenceAudit
     from specbench_cli.drafters import DraftContext, build_drafter
+    from specbench_cli.drafters.draft_length import with_draft_length
     from specbench_cli.sampling import SamplingConfig
     from specbench_cli.strategies import parse_strategy_spec
 
@@ -47,10 +52,18 @@ def build_contenders(cfg: RunConfig, target: Any, draft: Any, vocab: int,
     for strategy_spec in cfg.strategies:
         strategy = parse_strategy_spec(strategy_spec, backend=backend)
         audit = DivergenceAudit(strategy) if cfg.audit and not strategy.lossless else None
-        engine = Engine(target.model, vocab, sampling, strategy, build_drafter(spec, context),
-                        cfg.k, eos, noise_mode=cfg.noise_mode, observer=audit)  # fmt: skip
-        contenders.append(Contender(strategy.label, spec, engine))
+        own = dataclasses.replace(context, memory=RunMemory())  # never shared between contenders
+        drafter = with_draft_length(build_drafter(spec, own), cfg.draft_length, cfg.k)
+        engine = Engine(target.model, vocab, sampling, strategy, drafter, cfg.k, eos,
+                        noise_mode=cfg.noise_mode, observer=audit)  # fmt: skip
+        contenders.append(Contender(strategy.label, drafter_label(cfg), engine, own.memory))
     return contenders
+
+
+def drafter_label(cfg: RunConfig) -> str:
+    """The drafter spec, plus the draft-length policy when it is not `fixed`."""
+    spec = cfg.effective_drafter()
+    return spec if cfg.draft_length == "fixed" else f"{spec}+{cfg.draft_length}"
 
 
 def strategy_info(contenders: list[Contender]) -> dict[str, dict[str, Any]]:

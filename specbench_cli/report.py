@@ -42,7 +42,9 @@ def _quality(row: dict[str, Any]) -> str:
 
 def results_table(data: dict[str, Any]) -> Table:
     cfg = data["config"]
-    title = (f"specbench: target {cfg['target']}, drafter {cfg['drafter']}, k={cfg['k']}, "
+    length = cfg.get("draft_length", "fixed")
+    drafter = cfg["drafter"] + ("" if length == "fixed" else f" ({length} draft length)")
+    title = (f"specbench: target {cfg['target']}, drafter {drafter}, k={cfg['k']}, "
              f"T={cfg['temperature']}, {cfg.get('noise_mode', 'race')} noise"
              + ("" if data.get("status") != "interrupted"
                                           else " (interrupted: partial results)"))

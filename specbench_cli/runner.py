@@ -84,6 +84,8 @@ def warm_up(contenders: list[Any], suites: list[Any], tokenizer: Any, cfg: RunCo
         for _ in range(cfg.warmup):
             for _step in c.engine.generate(ids, WARMUP_TOKENS, cfg.seed):
                 pass
+        if c.memory is not None:  # the warm-up's output must not help the measured prompts
+            c.memory.clear()
 
 
 def decode_all(contenders: list[Any], suites: list[Any], tokenizer: Any, cfg: RunConfig,

@@ -18,6 +18,8 @@ Examples:
 
   specbench run --target ./big-model --draft ./small-model --suite translation --limit 10
 
+  specbench run --drafter suffix --draft-length heuristic --temperature 0 --strategy greedy
+
   specbench run --config run.yaml --print-config   # show the effective settings as YAML
 """
 
@@ -29,8 +31,13 @@ def run(
     draft: Annotated[str | None, typer.Option(
         help="Draft model (same forms as --target); selects the 'model' drafter.")] = None,
     drafter: Annotated[str | None, typer.Option(
-        help="Drafter: 'model' or 'ngram[:max_ngram=3,min_ngram=2]' (default: model if --draft "
-             "is given, else ngram).")] = None,
+        help="Drafter: 'model', 'ngram[:max_ngram=3,min_ngram=2]' or 'suffix[:max_depth=24,"
+             "max_spec_factor=1.0,max_spec_offset=0.0,min_token_prob=0.1,global=true]' "
+             "(default: model if --draft is given, else ngram).")] = None,
+    draft_length: Annotated[str | None, typer.Option(
+        help="Draft length per step: fixed (default), heuristic (+2 after a fully accepted "
+             "draft, -1 otherwise, within [1, k]) or confidence[:threshold=0.4] (a draft "
+             "model stops below that top probability).")] = None,
     strategy: Annotated[list[str] | None, typer.Option(
         "--strategy", "-s",
         help="Acceptance strategy, 'name' or 'name:key=value,...'; repeat for several. "
@@ -72,7 +79,8 @@ def run(
     from specbench_cli.config import build_config, to_yaml
 
     overrides = {
-        "target": target, "draft": draft, "drafter": drafter, "strategies": strategy,
+        "target": target, "draft": draft, "drafter": drafter, "draft_length": draft_length,
+        "strategies": strategy,
         "suites": suite, "limit": limit, "k": k, "temperature": temperature, "top_k": top_k,
         "top_p": top_p, "max_new_tokens": max_new_tokens, "seed": seed, "dtype": dtype,
         "trust_remote_code": trust_remote_code, "output": output, "backend": backend,

@@ -24,6 +24,7 @@ class DraftModelDrafter:
     name = "model"
     PARAMS: dict[str, Any] = {}
     NEEDS_MODEL = True
+    stop_below = 0.0  # set by the `confidence` draft length: stop after a less confident token
 
     @classmethod
     def check_params(cls, params: dict[str, Any]) -> None:
@@ -85,8 +86,16 @@ class DraftModelDrafter:
                 rows.append(probs)
             tokens.append(tok)
             feed = [tok]
+            if self.stop_below and _top_prob(logits, rows) < self.stop_below:
+                break
         probs = torch.stack(rows) if rows else None
         return Draft(tokens, probs, forward_s=self._forward_s)
 
     def observe(self, num_accepted: int) -> None:
         pass
+
+
+def _top_prob(logits: torch.Tensor, rows: list[torch.Tensor]) -> float:
+    """Top probability of the token just drafted: of its sampling law, or in greedy mode (no
+    law recorded) of the softmax of the raw logits."""
+    return float(rows[-1].max()) if rows else float(logits.softmax(-1).max())
