@@ -16,7 +16,7 @@ from test_engine import GREEDY, hf_greedy, prompts, run_engine, tiny_lm
 
 from specbench_cli.drafters import DraftContext, RunMemory, build_drafter
 from specbench_cli.drafters.suffix import SuffixDrafter
-from specbench_cli.drafters.suffix_tree import SuffixTree
+from specbench_cli.drafters.suffix_tree import ROOT, SuffixTree
 from specbench_cli.engine import Engine
 from specbench_cli.strategies import get_strategy
 from specbench_cli.suites import bundled_suites
@@ -101,12 +101,11 @@ def test_counts_and_paths_equal_brute_force(depth):
                       for j in range(i + 1, min(len(seq), i + depth) + 1)}
         for s in map(list, substrings):
             loc = locate(tree, s)
-            node, extra = loc
-            assert (node.count if extra == 0 else 1) == len(occurrences(seqs, s)), s
+            assert tree.count(loc) == len(occurrences(seqs, s)), s
             draft = tree.follow(loc, depth, 0.0)
             assert (draft.tokens, draft.probs) == brute_follow(seqs, s, depth, 0.0, depth), s
         assert locate(tree, [9]) is None  # a token that never occurs
-        assert tree.root.count == sum(map(len, seqs))
+        assert tree.count((ROOT, 0)) == sum(map(len, seqs))
 
 
 @pytest.mark.parametrize("depth", [3, 24])
@@ -127,8 +126,8 @@ def test_growing_sequence_equals_brute_force(depth):
             seqs = [*done, grown]
             repeated = [m for m in range(1, min(len(grown), depth) + 1)
                         if len(occurrences(seqs, grown[-m:])) >= 2]
-            assert [n.depth for n in tree.repeated_suffixes()] == repeated
-            assert all(n.count == len(occurrences(seqs, grown[-n.depth:]))
+            assert [tree.depth(n) for n in tree.repeated_suffixes()] == repeated
+            assert all(tree.count((n, 0)) == len(occurrences(seqs, grown[-tree.depth(n):]))
                        for n in tree.repeated_suffixes())
             args = (rng.randint(1, 6), rng.choice([0.5, 1.0, 2.0]), rng.choice([0.0, 1.0]),
                     rng.choice([0.0, 0.1, 0.4]))
@@ -141,9 +140,11 @@ def test_worked_example_counts_and_draft():
     tree = SuffixTree(24)
     tree.add_sequence(WORKED)
     # "the" occurs 4 times, "the cat" 3 times, "the cat sat" twice
-    assert [(n.depth, n.count) for n in tree.repeated_suffixes()] == [(1, 3), (2, 3)]
-    the = tree.root.children[1]
-    assert the.count == 4 and the.best.token == 2 and the.best.count == 3
+    assert [(tree.depth(n), tree.count((n, 0))) for n in tree.repeated_suffixes()] == [(1, 3),
+                                                                                      (2, 3)]
+    the = tree.child(ROOT, 1)
+    assert tree.count((the, 0)) == 4 and tree.best_child(the) == tree.child(the, 2)
+    assert tree.count((tree.child(the, 2), 0)) == 3 and tree.count((tree.child(the, 5), 0)) == 1
     cat = tree.repeated_suffixes()[1]  # "the cat" at the end of the context
     # "the cat": 3 occurrences, 2 continue with "sat" (the last one is the context's tail)
     draft = tree.follow((cat, 0), 4, 0.0)

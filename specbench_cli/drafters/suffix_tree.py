@@ -21,6 +21,11 @@ operations, and a whole sequence of n tokens O(n * mean R).
 Every inner node remembers its child with the largest count (ties: the child that reached it
 first), so following the most frequent continuation costs O(1) per token.
 
+Nodes are integer ids into flat lists of ints (and one dict of children per inner node,
+int -> int), not Python objects: a tree of a whole run's outputs adds almost no objects for the
+cyclic garbage collector to track (a full collection then only walks a few lists), and appending
+is about twice as fast as with `array` (no int conversion).
+
 A *location* is `(node, extra)`: the node of a string, or for a string inside a leaf's unique
 continuation, the leaf and how many tokens past it (`extra`).
 """
@@ -31,20 +36,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-Location = tuple["Node", int]
-
-
-class Node:
-    __slots__ = ("token", "depth", "count", "children", "best", "seq", "end")
-
-    def __init__(self, token: int, depth: int, seq: list[int] | None, end: int) -> None:
-        self.token = token  # the last token of this node's string
-        self.depth = depth  # length of this node's string
-        self.count = 1  # occurrences of the string
-        self.children: dict[int, Node] | None = None  # None: a leaf (count 1)
-        self.best: Node | None = None  # child with the largest count
-        self.seq = seq  # leaf: the sequence holding its one occurrence
-        self.end = end  # leaf: index in `seq` right after the string
+Location = tuple[int, int]
+ROOT = 0
 
 
 @dataclass
@@ -59,15 +52,26 @@ class Candidate:
 
 
 class SuffixTree:
-    """Substrings (length <= max_depth) of a set of growing token sequences, with counts."""
+    """Substrings (length <= max_depth) of a set of token sequences, with counts; only the
+    newest sequence can grow."""
 
     def __init__(self, max_depth: int) -> None:
         self.max_depth = max_depth
-        self.root = Node(-1, 0, None, 0)
-        self.root.count = 0
-        self.root.children = {}
         self.sequences: list[list[int]] = []
-        self._repeated: list[Node] = []  # nodes of the newest sequence's repeated suffixes
+        # per node: last token of its string, string length, occurrences, child with the
+        # largest count (-1: none); leaves: sequence index and position after the string
+        self._token: list[int] = [-1]
+        self._depth: list[int] = [0]
+        self._count: list[int] = [0]
+        self._best: list[int] = [-1]
+        self._seq: list[int] = [-1]
+        self._end: list[int] = [0]
+        self._children: list[dict[int, int] | None] = [{}]  # None: a leaf (count 1)
+        self._repeated: list[int] = []  # nodes of the newest sequence's repeated suffixes
+
+    def __len__(self) -> int:
+        """Number of nodes, the root included."""
+        return len(self._children)
 
     def add_sequence(self, tokens: Sequence[int] = ()) -> None:
         """Start a new sequence, optionally with its first tokens. Only the newest sequence can
@@ -82,66 +86,94 @@ class SuffixTree:
         for token in tokens:
             self._append(token)
 
-    def repeated_suffixes(self) -> list[Node]:
+    def repeated_suffixes(self) -> list[int]:
         """Nodes of the newest sequence's suffixes of length 1, 2, ... that occurred before."""
         return self._repeated
 
+    def count(self, loc: Location) -> int:
+        """Occurrences of the string at `loc`."""
+        node, extra = loc
+        return 1 if extra else self._count[node]
+
+    def depth(self, node: int) -> int:
+        return self._depth[node]
+
+    def child(self, node: int, token: int) -> int | None:
+        children = self._children[node]
+        return None if children is None else children.get(token)
+
+    def best_child(self, node: int) -> int | None:
+        best = self._best[node]
+        return None if best < 0 else best
+
+    def _new_leaf(self, token: int, depth: int, seq: int, end: int) -> int:
+        self._token.append(token)
+        self._depth.append(depth)
+        self._count.append(1)
+        self._best.append(-1)
+        self._seq.append(seq)
+        self._end.append(end)
+        self._children.append(None)
+        return len(self._children) - 1
+
     def _append(self, token: int) -> None:
-        seq = self.sequences[-1]
+        seq_id = len(self.sequences) - 1
+        seq = self.sequences[seq_id]
         seq.append(token)
-        end = len(seq)
-        self.root.count += 1
-        repeated: list[Node] = []
-        created = False  # once s + token is new, every longer suffix + token is new too
-        for parent in [self.root, *self._repeated]:
-            if parent.depth >= self.max_depth:
+        count, best, children = self._count, self._best, self._children
+        count[ROOT] += 1
+        parents = [ROOT, *self._repeated]
+        if len(parents) > self.max_depth:  # a suffix of max_depth tokens cannot grow
+            parents.pop()
+        repeated: list[int] = []
+        for i, parent in enumerate(parents):
+            child = children[parent].get(token)
+            if child is None:  # s + token is new, so is every longer suffix + token
+                for new_parent in parents[i:]:
+                    leaf = self._new_leaf(token, self._depth[new_parent] + 1, seq_id, len(seq))
+                    children[new_parent][token] = leaf
+                    if best[new_parent] < 0:
+                        best[new_parent] = leaf
                 break
-            child = None if created else parent.children.get(token)
-            if child is None:
-                child = Node(token, parent.depth + 1, seq, end)
-                parent.children[token] = child
-                if parent.best is None:
-                    parent.best = child
-                created = True
-                continue
-            child.count += 1
-            if child.children is None:
+            count[child] += 1
+            if children[child] is None:
                 self._burst(child)
-            if child.count > parent.best.count:
-                parent.best = child
+            if count[child] > count[best[parent]]:
+                best[parent] = child
             repeated.append(child)
         self._repeated = repeated
 
-    def _burst(self, leaf: Node) -> None:
+    def _burst(self, leaf: int) -> None:
         """A leaf's string got its second occurrence: give it its first child, the old
         occurrence's next token (unless that occurrence ends there or at max_depth)."""
-        leaf.children = {}
-        seq, end = leaf.seq, leaf.end
-        leaf.seq = None
-        if end < len(seq) and leaf.depth < self.max_depth:
-            child = Node(seq[end], leaf.depth + 1, seq, end + 1)
-            leaf.children[child.token] = child
-            leaf.best = child
+        self._children[leaf] = {}
+        seq_id, end = self._seq[leaf], self._end[leaf]
+        seq = self.sequences[seq_id]
+        if end < len(seq) and self._depth[leaf] < self.max_depth:
+            child = self._new_leaf(seq[end], self._depth[leaf] + 1, seq_id, end + 1)
+            self._children[leaf][seq[end]] = child
+            self._best[leaf] = child
 
     # -- matching -------------------------------------------------------------------------
 
     def step(self, loc: Location, token: int) -> Location | None:
         """The location of (the string at `loc`) + token, or None if it does not occur."""
         node, extra = loc
-        if node.children is None:  # inside a leaf's unique continuation
-            pos = node.end + extra
-            seq = node.seq
-            if node.depth + extra < self.max_depth and pos < len(seq) and seq[pos] == token:
+        children = self._children[node]
+        if children is None:  # inside a leaf's unique continuation
+            seq = self.sequences[self._seq[node]]
+            pos = self._end[node] + extra
+            if self._depth[node] + extra < self.max_depth and pos < len(seq) and seq[pos] == token:
                 return node, extra + 1
             return None
-        child = node.children.get(token)
+        child = children.get(token)
         return None if child is None else (child, 0)
 
     def match_suffixes(self, locations: list[Location], token: int) -> list[Location]:
         """Given the locations of the suffixes of lengths 1..M of some text, those of the text
         with `token` appended (lengths 1..M', M' <= M + 1)."""
         out: list[Location] = []
-        for loc in [(self.root, 0), *locations]:
+        for loc in [(ROOT, 0), *locations]:
             nxt = self.step(loc, token)
             if nxt is None:  # a longer suffix + token cannot occur either
                 break
@@ -157,20 +189,21 @@ class SuffixTree:
         draft = Candidate()
         prob = 1.0
         while len(draft.tokens) < budget:
-            if node.children is None:  # count 1 all the way down: probability unchanged
-                pos = node.end + extra
-                if node.depth + extra >= self.max_depth or pos >= len(node.seq):
+            if self._children[node] is None:  # count 1 all the way down: probability unchanged
+                seq = self.sequences[self._seq[node]]
+                pos = self._end[node] + extra
+                if self._depth[node] + extra >= self.max_depth or pos >= len(seq):
                     break
-                token = node.seq[pos]
+                token = seq[pos]
                 extra += 1
             else:
-                child = node.best
-                if child is None:
+                child = self._best[node]
+                if child < 0:
                     break
-                prob *= child.count / node.count
+                prob *= self._count[child] / self._count[node]
                 if prob < min_prob:
                     break
-                node, extra, token = child, 0, child.token
+                node, extra, token = child, 0, self._token[child]
             draft.tokens.append(token)
             draft.probs.append(prob)
             draft.score += prob
