@@ -6,6 +6,8 @@ drafter is built the same way, `build_drafter(spec, context)`: the spec `name:ke
 its parameters (parsed by the type of their defaults) and the `DraftContext` carries what a run
 provides (sampling settings, vocabulary, the draft model when `--draft` is given). The engine
 sees only the protocol: `propose` returns a `Draft`, `observe` hears how many drafts were kept.
+A draft-length policy (`draft_length.py`) composes with any drafter; state that outlives one
+request lives in the context's `RunMemory`, one per contender.
 """
 
 from __future__ import annotations
