@@ -29,7 +29,8 @@ DEFAULT_STRATEGIES = ("sps", "tas", "cactus")
 class RunConfig:
     target: str = "default"  # "default" | .gguf file | model folder | cached hub id
     draft: str | None = None  # draft model; None -> model-free drafter
-    drafter: str | None = None  # "model" | "ngram[:max_ngram=3,min_ngram=2]"; None -> by draft
+    drafter: str | None = None  # "model" | "ngram[:...]" | "suffix[:...]"; None -> by draft
+    draft_length: str = "fixed"  # fixed | heuristic | confidence[:threshold=0.4]
     strategies: list[str] = field(default_factory=lambda: list(DEFAULT_STRATEGIES))
     suites: list[str] = field(default_factory=lambda: ["default"])
     limit: int | None = None  # the first N prompts of each category of each suite
@@ -70,6 +71,7 @@ FIELDS = {f.name for f in dataclasses.fields(RunConfig)}
 # Every setting and the flag that sets it (the YAML key is the field name).
 FLAGS = {
     "target": "--target", "draft": "--draft", "drafter": "--drafter",
+    "draft_length": "--draft-length",
     "strategies": "--strategy", "suites": "--suite", "limit": "--limit", "k": "--k",
     "batch_size": "--batch-size",
     "temperature": "--temperature", "top_k": "--top-k", "top_p": "--top-p",
@@ -230,6 +232,7 @@ def _check_strategies(cfg: RunConfig) -> list[Any]:
 
 def _check_drafter(cfg: RunConfig, rules: list[Any]) -> None:
     from specbench_cli.drafters import parse_drafter_spec
+    from specbench_cli.drafters.draft_length import parse_draft_length
 
     try:
         drafter, params = parse_drafter_spec(cfg.effective_drafter())
@@ -238,6 +241,10 @@ def _check_drafter(cfg: RunConfig, rules: list[Any]) -> None:
     if drafter.NEEDS_MODEL and not cfg.draft:
         raise BadInput(f"--drafter {drafter.name} needs a draft model: pass --draft")
     _check_tree_pairing(cfg, rules, drafter, params)
+    try:
+        parse_draft_length(cfg.draft_length, drafter)
+    except ValueError as exc:
+        raise BadInput(f"--draft-length: {exc}") from None
 
 
 def _validate_server(cfg: RunConfig) -> None:
@@ -298,8 +305,6 @@ def check_output(output: str) -> None:
         pass
     except OSError as exc:
         raise BadInput(f"--output {shorten(output)}: {exc.strerror or exc}") from None
-
-
 
 
 def _check_tree_pairing(cfg: RunConfig, rules: list[Any], drafter: Any,

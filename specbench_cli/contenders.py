@@ -1,8 +1,9 @@
 """The contenders of a run: the autoregressive baseline and one engine per strategy.
 
 Every contender decodes with the same target model and sampling settings; each strategy gets its
-own drafter instance built from the run's drafter spec (drafters keep per-sequence state), and
-lossy strategies get the divergence audit as their step observer. Tree rules decode with the tree
+own drafter instance built from the run's drafter spec and draft-length policy (drafters keep
+per-sequence state) and its own `RunMemory` (what drafters keep across requests), and lossy
+strategies get the divergence audit as their step observer. Tree rules decode with the tree
 engine (`tree_engine.py`); so does `greedy`, which is both kinds, when the drafter proposes
 branches. Chain rules use the drafter's chain proposal, so chain and tree contenders can run side
 by side with one `--drafter` spec.
@@ -10,10 +11,12 @@ by side with one `--drafter` spec.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
 from specbench_cli.config import RunConfig
+from specbench_cli.drafters import RunMemory
 from specbench_cli.engine import Engine
 from specbench_cli.results import BASELINE
 
@@ -24,6 +27,7 @@ class Contender:
     drafter: str  # drafter label, "none" for the baseline
     engine: Any  # Engine or TreeEngine
     shape: dict[str, Any] = field(default_factory=dict)  # kind, branches, depth, nodes
+    memory: RunMemory | None = None  # kept by the drafters across requests; None: baseline
 
 
 def tree_shape(drafter_params: dict[str, Any], k: int) -> dict[str, Any]:
@@ -53,6 +57,7 @@ def build_contenders(cfg: RunConfig, target: Any, draft: Any, vocab: int,
     """The baseline first, then one contender per `cfg.strategies` entry, in order."""
     from specbench_cli.audit import DivergenceAudit
     from specbench_cli.drafters import DraftContext, build_drafter
+    from specbench_cli.drafters.draft_length import with_draft_length
     from specbench_cli.sampling import SamplingConfig
     from specbench_cli.strategies import decodes_trees, parse_strategy_spec
 
@@ -63,8 +68,9 @@ def build_contenders(cfg: RunConfig, target: Any, draft: Any, vocab: int,
     spec = cfg.effective_drafter()
     for strategy_spec in cfg.strategies:
         strategy = parse_strategy_spec(strategy_spec, backend=backend)
-        drafter = build_drafter(spec, context)
-        if decodes_trees(strategy, drafter.params):
+        own = dataclasses.replace(context, memory=RunMemory())  # never shared between contenders
+        drafter = build_drafter(spec, own)
+        if decodes_trees(strategy, drafter.params):  # trees set their own size: no length policy
             from specbench_cli.tree_engine import TreeEngine
 
             shape = tree_shape(drafter.params, cfg.k)
@@ -73,10 +79,18 @@ def build_contenders(cfg: RunConfig, target: Any, draft: Any, vocab: int,
         else:
             shape = {"kind": "chain", "branches": 1, "depth": cfg.k, "nodes": cfg.k}
             audit = DivergenceAudit(strategy) if cfg.audit and not strategy.lossless else None
+            drafter = with_draft_length(drafter, cfg.draft_length, cfg.k)
             engine = Engine(target.model, vocab, sampling, strategy, drafter, cfg.k, eos,
                             noise_mode=cfg.noise_mode, observer=audit)  # fmt: skip
-        contenders.append(Contender(strategy.label, spec, engine, shape))
+        contenders.append(Contender(strategy.label, drafter_label(cfg), engine, shape,
+                                    own.memory))  # fmt: skip
     return contenders
+
+
+def drafter_label(cfg: RunConfig) -> str:
+    """The drafter spec, plus the draft-length policy when it is not `fixed`."""
+    spec = cfg.effective_drafter()
+    return spec if cfg.draft_length == "fixed" else f"{spec}+{cfg.draft_length}"
 
 
 def strategy_info(contenders: list[Contender]) -> dict[str, dict[str, Any]]:

@@ -156,7 +156,9 @@ def _title(data: dict[str, Any], suites: list[str]) -> str:
                  f"{server.get('model')}, T={cfg['temperature']}, concurrency "
                  f"{cfg.get('concurrency', 1)}")
     else:
-        title = (f"specbench: target {cfg['target']}, drafter {cfg['drafter']}, k={cfg['k']}, "
+        length = cfg.get("draft_length", "fixed")
+        drafter = cfg["drafter"] + ("" if length == "fixed" else f" ({length} draft length)")
+        title = (f"specbench: target {cfg['target']}, drafter {drafter}, k={cfg['k']}, "
                  f"T={cfg['temperature']}, {cfg.get('noise_mode', 'race')} noise")
         if cfg.get("batch_size", 1) > 1:
             title += f", batch size {cfg['batch_size']}"

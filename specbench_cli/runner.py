@@ -164,6 +164,8 @@ def warm_up(contenders: list[Any], suites: list[Any], tokenizer: Any, cfg: RunCo
                                             [cfg.seed] * cfg.batch_size)  # fmt: skip
             for _step in batch:
                 pass
+        if c.memory is not None:  # the warm-up's output must not help the measured prompts
+            c.memory.clear()
 
 
 def decode_all(contenders: list[Any], suites: list[Any], tokenizer: Any, cfg: RunConfig,

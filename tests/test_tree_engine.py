@@ -249,7 +249,7 @@ def test_draft_model_trees_have_the_shape_asked_for(models, scheme: str) -> None
                 assert float(tree.probs[i, tree.tokens[i]]) > 0
                 j = tree.parents.index(parent)
                 assert torch.equal(tree.probs[i], tree.probs[j])
-        assert d.tree_cache.get_seq_length() == len(d.tree_cached) == len(context)  # the tree was dropped
+        assert d.tree_cache.get_seq_length() == len(d.tree_cached) == len(context)  # tree dropped
         context = context + [tree.tokens[0]]
 
 

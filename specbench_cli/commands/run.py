@@ -18,6 +18,7 @@ Examples:
   specbench run --config run.yaml --print-config   # settings as YAML
   specbench run --batch-size 4 --temperature 0 --strategy greedy   # batches of 4 prompts
   specbench run --draft ./small --drafter model:branches=2,depth=4,nodes=12 -s sps -s block -s rrs
+  specbench run --drafter suffix --draft-length heuristic --temperature 0 --strategy greedy
 
   specbench run --server http://127.0.0.1:8080 --baseline-server http://127.0.0.1:8081 \\
       --engine llamacpp --concurrency 4            # a serving engine's speculation
@@ -38,10 +39,17 @@ def run(
         help="Draft model (same forms as --target); selects the 'model' drafter.")] = None,
     drafter: Annotated[str | None, typer.Option(
         metavar="SPEC",
-        help="Drafter: 'model[:branches=1,depth=0,nodes=0]' or "
-             "'ngram[:max_ngram=3,min_ngram=2,branches=1]' (default: model if --draft is given, "
-             "else ngram). branches > 1 drafts token trees for tree strategies (depth 0: --k; "
-             "nodes 0: no budget); chain strategies in the same run use the chain.")] = None,
+        help="Drafter: 'model[:branches=1,depth=0,nodes=0]', "
+             "'ngram[:max_ngram=3,min_ngram=2,branches=1]' or 'suffix[:max_depth=24,"
+             "max_spec_factor=1.0,max_spec_offset=0.0,min_token_prob=0.1,global=true]' "
+             "(default: model if --draft is given, else ngram). branches > 1 drafts token trees "
+             "for tree strategies (depth 0: --k; nodes 0: no budget); chain strategies in the "
+             "same run use the chain.")] = None,
+    draft_length: Annotated[str | None, typer.Option(
+        metavar="POLICY",
+        help="Draft length per step: fixed (default), heuristic (+2 after a fully accepted "
+             "draft, -1 otherwise, within [1, k]) or confidence[:threshold=0.4] (a draft "
+             "model stops below that top probability).")] = None,
     strategy: Annotated[list[str] | None, typer.Option(
         "--strategy", "-s", metavar="SPEC",
         help="Acceptance strategy, 'name' or 'name:key=value,...'; repeat for several. Chain "
@@ -107,7 +115,8 @@ def run(
     from specbench_cli.config import build_config, to_yaml
 
     overrides = {
-        "target": target, "draft": draft, "drafter": drafter, "strategies": strategy,
+        "target": target, "draft": draft, "drafter": drafter, "draft_length": draft_length,
+        "strategies": strategy,
         "suites": suite, "limit": limit, "k": k, "temperature": temperature, "top_k": top_k,
         "top_p": top_p, "max_new_tokens": max_new_tokens, "seed": seed, "dtype": dtype,
         "trust_remote_code": trust_remote_code, "output": output, "backend": backend,

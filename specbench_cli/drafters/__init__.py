@@ -14,11 +14,15 @@ batch); any other drafter is a single-sequence `Drafter`, run once per row by `P
 
 A drafter may also propose token trees for tree rules: `propose_tree(context, depth, scheme)`
 returns a `tree.TreeDraft` (the tree engine turns a chain into a one-branch tree otherwise).
+
+A draft-length policy (`draft_length.py`) composes with any drafter; state that outlives one
+request lives in the context's `RunMemory`, one per contender.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from specbench_cli.registry import Registry, coerce_params, parse_spec
@@ -32,6 +36,7 @@ if TYPE_CHECKING:
 DRAFTERS = Registry("drafter", {
     "model": "specbench_cli.drafters.draft_model_tree:DraftModelTreeDrafter",
     "ngram": "specbench_cli.drafters.ngram_tree:NgramTreeDrafter",
+    "suffix": "specbench_cli.drafters.suffix:SuffixDrafter",
 })  # fmt: skip
 
 
@@ -42,6 +47,29 @@ class Draft:
     forward_s: float = 0.0  # time inside model forward passes (0 for model-free drafters)
 
 
+class RunMemory:
+    """What drafters keep from one request to the next within a run (the suffix drafter's tree
+    of earlier outputs). Shared by the drafters built from one `DraftContext`, i.e. one
+    contender; each contender gets its own, so contenders never learn from each other."""
+
+    def __init__(self) -> None:
+        self._items: dict[str, Any] = {}
+
+    def get(self, key: str, create: Callable[[], Any]) -> Any:
+        if key not in self._items:
+            self._items[key] = create()
+        return self._items[key]
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> RunMemory:
+        # a handle, not a value: per-row copies of a drafter (drafters/per_row.py) share it
+        return self
+
+    def clear(self) -> None:
+        """Forget everything (after the warm-up, whose outputs must not help measured prompts);
+        drafters pick up fresh state at their next `reset`."""
+        self._items.clear()
+
+
 @dataclass(frozen=True)
 class DraftContext:
     """What a run hands every drafter it builds."""
@@ -49,6 +77,7 @@ class DraftContext:
     sampling: SamplingConfig  # the same logit processing as the target's
     vocab_size: int  # logit width shared by target and draft
     model: Any = None  # the draft model (transformers, eval mode) when one was loaded
+    memory: RunMemory = field(default_factory=RunMemory)  # state kept across requests
 
 
 class Drafter(Protocol):

@@ -30,6 +30,7 @@ class DraftModelDrafter:
     name = "model"
     PARAMS: dict[str, Any] = {}
     NEEDS_MODEL = True
+    stop_below = 0.0  # set by the `confidence` draft length: stop after a less confident token
 
     @classmethod
     def check_params(cls, params: dict[str, Any]) -> None:
@@ -101,18 +102,31 @@ class DraftModelDrafter:
         feeds = [c[len(cached) :] for cached, c in zip(self.cached, contexts, strict=True)]
         tokens: list[list[int]] = [[] for _ in contexts]
         rows: list[list[torch.Tensor]] = [[] for _ in contexts]
-        for j in range(max(ks)):
+        ks = list(ks)  # a row that stops early (confidence) drafts no further
+        j = 0
+        while j < max(ks):
             logits = process_logits(self._forward(feeds), self.sampling)  # [B, V]
             picks = logits.argmax(-1).tolist()
-            if not self.sampling.greedy:
-                probs = to_probs(logits, self.sampling)
-                for r, gen in enumerate(self.generators):
-                    if j < ks[r]:  # a placeholder row draws nothing
-                        picks[r] = int(torch.multinomial(probs[r], 1, generator=gen))
-                        rows[r].append(probs[r])
+            probs = None if self.sampling.greedy else to_probs(logits, self.sampling)
+            for r, gen in enumerate(self.generators):
+                if j >= ks[r]:  # a placeholder row draws nothing
+                    continue
+                if probs is not None:
+                    picks[r] = int(torch.multinomial(probs[r], 1, generator=gen))
+                    rows[r].append(probs[r])
+                law = None if probs is None else probs[r]
+                if self.stop_below and _top_prob(logits[r], law) < self.stop_below:
+                    ks[r] = j + 1  # the token itself is kept
             for r, tok in enumerate(picks):
                 tokens[r].append(tok)
             feeds = [[tok] for tok in picks]
+            j += 1
         drafts = [Draft(t[:k], torch.stack(p) if p else None)
                   for t, p, k in zip(tokens, rows, ks, strict=True)]  # fmt: skip
         return BatchDraft(drafts, forward_s=self._forward_s)
+
+
+def _top_prob(logits: torch.Tensor, probs: torch.Tensor | None) -> float:
+    """Top probability of the token just drafted: of its sampling law, or in greedy mode (no
+    law recorded) of the softmax of the logits."""
+    return float((logits.softmax(-1) if probs is None else probs).max())

@@ -1,0 +1,298 @@
+"""Model-free drafters side by side: transformers vs specbench prompt lookup vs suffix drafting.
+
+On the default model, greedy, in one process, interleaved per prompt (every contender runs a
+prompt before the next prompt starts), repeated for several rounds:
+  - transformers `generate` and `generate(prompt_lookup_num_tokens=k)`
+  - specbench's autoregressive baseline; prompt lookup (`ngram`) with a fixed draft length and
+    with the `heuristic` draft length; `suffix` with the per-request tree only
+    (`suffix:global=false`) and with the global tree of earlier outputs (`suffix`)
+over the bundled summarization, rag, code and chat suites (first turns) plus a repeated-request
+set (the same prompts twice, the case the global tree is for). Every suite starts with fresh
+drafters, so the global tree holds only outputs of the same suite's earlier prompts in the same
+round; suites do not help each other and rounds do not help each other.
+
+Prints, per suite and overall (the four bundled suites): median tokens/s over rounds, speed
+ratios (the median over rounds of per-round ratios: both sides ran in the same round), mean
+accepted tokens per step (new tokens / target forward passes, prefill included), the drafter's
+own time per step, the goals' verdicts, and how many outputs differ from `generate`'s greedy
+output (must be 0).
+
+Goals: suffix >= 1.3x transformers' prompt lookup overall; suffix >= 1.5x specbench's baseline
+on summarization and on rag; greedy outputs identical to the baseline everywhere.
+
+Run: .venv/bin/python benchmarks/bench_drafters.py [--rounds 3] [--per-suite 3] [--k 4]
+     [--max-new-tokens 64] [--json results.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+
+import torch
+from common import load_default_model, suite_prompts
+
+from specbench_cli.drafters import DraftContext, build_drafter
+from specbench_cli.drafters.draft_length import with_draft_length
+from specbench_cli.engine import Engine
+from specbench_cli.sampling import SamplingConfig
+from specbench_cli.strategies import get_strategy
+
+SUITES = ("summarization", "rag", "code", "chat")
+REPEATED = "repeated"
+OVERALL = "overall"
+HF = ("hf_generate", "hf_pld")
+DRAFTED = {  # specbench contender -> (drafter spec, draft length)
+    "sb_pld": ("ngram", "fixed"),
+    "sb_pld_heuristic": ("ngram", "heuristic"),
+    "sb_suffix_local": ("suffix:global=false", "fixed"),
+    "sb_suffix": ("suffix", "fixed"),
+}
+CONTENDERS = (*HF, "sb_baseline", *DRAFTED)
+GREEDY = SamplingConfig(temperature=0.0)
+
+
+@dataclass
+class Tally:
+    tokens: int = 0
+    seconds: float = 0.0
+    forwards: int = 0  # target forward passes, prefill included
+    steps: int = 0  # decoding steps after the prefill
+    draft_s: float = 0.0  # time inside the drafter
+    draft_max_s: float = 0.0  # the slowest single proposal
+
+    def add(self, other: Tally) -> None:
+        for key, value in asdict(other).items():
+            merged = max if key == "draft_max_s" else (lambda a, b: a + b)
+            setattr(self, key, merged(getattr(self, key), value))
+
+
+class ForwardCounter:
+    """Counts the target's forward passes (transformers runs them inside `generate`)."""
+
+    def __init__(self, model) -> None:
+        self.calls = 0
+        model.register_forward_pre_hook(self._count)
+
+    def _count(self, module, args) -> None:
+        self.calls += 1
+
+
+@contextmanager
+def timed_prompt_lookup(tally: list[float]) -> Iterator[None]:
+    """Time transformers' prompt-lookup candidate generator (the benchmark's own probe)."""
+    from transformers.generation.candidate_generator import PromptLookupCandidateGenerator as G
+
+    original = G.get_candidates
+
+    def get_candidates(self, *args, **kwargs):
+        start = time.perf_counter()
+        try:
+            return original(self, *args, **kwargs)
+        finally:
+            tally.append(time.perf_counter() - start)
+
+    G.get_candidates = get_candidates
+    try:
+        yield
+    finally:
+        G.get_candidates = original
+
+
+def hf_run(model, counter: ForwardCounter, ids: list[int], n: int, eos: tuple[int, ...],
+           k: int | None) -> tuple[list[int], Tally]:  # fmt: skip
+    inp = torch.tensor([ids])
+    extra = {} if k is None else {"prompt_lookup_num_tokens": k}
+    calls, probes = counter.calls, []
+    with timed_prompt_lookup(probes):
+        start = time.perf_counter()
+        out = model.generate(inp, attention_mask=torch.ones_like(inp), do_sample=False,
+                             max_new_tokens=n, eos_token_id=list(eos), pad_token_id=eos[0],
+                             **extra)  # fmt: skip
+        seconds = time.perf_counter() - start
+    tokens = out[0, len(ids):].tolist()
+    forwards = counter.calls - calls
+    return tokens, Tally(len(tokens), seconds, forwards, forwards - 1, sum(probes),
+                         max(probes, default=0.0))  # fmt: skip
+
+
+def engine_run(engine: Engine, ids: list[int], n: int) -> tuple[list[int], Tally]:
+    tokens: list[int] = []
+    tally = Tally()
+    start = time.perf_counter()
+    for step in engine.generate(ids, n, seed=0):
+        tokens += step.tokens
+        tally.forwards += 1
+        if not step.prefill:
+            tally.steps += 1
+            tally.draft_s += step.draft_s
+            tally.draft_max_s = max(tally.draft_max_s, step.draft_s)
+    tally.seconds = time.perf_counter() - start
+    tally.tokens = len(tokens)
+    return tokens, tally
+
+
+def make_runners(m, counter: ForwardCounter, eos: tuple[int, ...], k: int,
+                 n: int) -> dict[str, Callable]:  # fmt: skip
+    """One runner per contender, with fresh drafters (an empty global tree)."""
+    runners: dict[str, Callable] = {
+        "hf_generate": lambda ids: hf_run(m.model, counter, ids, n, eos, None),
+        "hf_pld": lambda ids: hf_run(m.model, counter, ids, n, eos, k),
+    }
+    engines = {"sb_baseline": Engine(m.model, m.vocab_size, GREEDY, eos_ids=eos)}
+    for name, (spec, length) in DRAFTED.items():
+        drafter = with_draft_length(build_drafter(spec, DraftContext(GREEDY, m.vocab_size)),
+                                    length, k)  # fmt: skip
+        engines[name] = Engine(m.model, m.vocab_size, GREEDY, get_strategy("greedy"), drafter,
+                               k, eos)  # fmt: skip
+    for name, engine in engines.items():
+        runners[name] = lambda ids, engine=engine: engine_run(engine, ids, n)
+    return runners
+
+
+def run_round(m, counter, eos, prompts: dict[str, list[list[int]]], args, mismatches: dict,
+              outputs: list) -> dict[str, dict[str, Tally]]:  # fmt: skip
+    """Every suite, every prompt, every contender back to back; tallies per suite. The greedy
+    outputs (prompt, tokens) go to `outputs`."""
+    tallies: dict[str, dict[str, Tally]] = defaultdict(lambda: defaultdict(Tally))
+    for suite, suite_ids in prompts.items():
+        runners = make_runners(m, counter, eos, args.k, args.max_new_tokens)
+        for ids in suite_ids:
+            reference = None
+            for name in CONTENDERS:
+                tokens, tally = runners[name](ids)
+                if reference is None:
+                    reference = tokens
+                    outputs.append((ids, tokens))
+                mismatches[name] += tokens != reference
+                tallies[suite][name].add(tally)
+                if suite != REPEATED:
+                    tallies[OVERALL][name].add(tally)
+        print(f"  {suite}: " + ", ".join(f"{c} {t.tokens / t.seconds:.1f}"
+                                         for c, t in tallies[suite].items()) + " tok/s", flush=True)
+    return tallies
+
+
+def replay_cost(outputs: list, k: int) -> None:
+    """The drafters alone, without a model: replay each greedy output as the target's answer
+    (a step accepts the longest common prefix of the draft and the output, then one token) and
+    time every proposal. The first proposal of a sequence builds the per-request state."""
+    print("\ndrafter time alone, replayed on the greedy outputs (us per proposal)")
+    print(f"  {'':22s}{'first':>9s}{'mean':>9s}{'p50':>9s}{'p99':>9s}{'max':>9s}"
+          f"{'tokens/step':>13s}")
+    for spec in ("ngram", "suffix:global=false", "suffix"):
+        drafter = build_drafter(spec, DraftContext(GREEDY, 0))
+        first, later, steps, tokens = [], [], 0, 0
+        for prompt, output in outputs:
+            drafter.reset(0)
+            context, done = prompt + output[:1], 1
+            while done < len(output):
+                start = time.perf_counter()
+                draft = drafter.propose(context, min(k, len(output) - done - 1))
+                (later if len(context) > len(prompt) + 1 else first).append(
+                    time.perf_counter() - start)
+                kept = 0
+                while kept < len(draft.tokens) and draft.tokens[kept] == output[done + kept]:
+                    kept += 1
+                drafter.observe(kept)
+                context += output[done : done + kept + 1]
+                done += kept + 1
+                steps += 1
+            tokens += len(output) - 1
+        later.sort()
+        us = [1e6 * x for x in (statistics.mean(first), statistics.mean(later),
+                                later[len(later) // 2], later[int(0.99 * len(later))], later[-1])]
+        print(f"  {spec:22s}" + "".join(f"{x:9.1f}" for x in us) + f"{tokens / steps:13.2f}")
+
+
+def median_ratio(rounds, suite: str, a: str, b: str) -> float:
+    def rate(t: Tally) -> float:
+        return t.tokens / t.seconds
+
+    return statistics.median(rate(r[suite][a]) / rate(r[suite][b]) for r in rounds)
+
+
+def print_table(title: str, rounds, cell: Callable[[list, str, str], str]) -> None:
+    columns = [*SUITES, OVERALL, REPEATED]
+    print(f"\n{title}")
+    print(f"  {'':18s}" + "".join(f"{c:>15s}" for c in columns))
+    for name in CONTENDERS:
+        print(f"  {name:18s}" + "".join(f"{cell(rounds, s, name):>15s}" for s in columns))
+
+
+def report(rounds, mismatches: dict[str, int], args) -> dict:
+    last = rounds[-1]  # greedy: token counts and steps are identical in every round
+    print_table("median tokens/s", rounds, lambda rs, s, c: "%.2f" % statistics.median(
+        r[s][c].tokens / r[s][c].seconds for r in rs))
+    print_table("speed vs specbench baseline (median of per-round ratios)", rounds,
+                lambda rs, s, c: "%.2fx" % median_ratio(rs, s, c, "sb_baseline"))
+    print_table("speed vs transformers prompt lookup", rounds,
+                lambda rs, s, c: "%.2fx" % median_ratio(rs, s, c, "hf_pld"))
+    print_table("mean accepted tokens per step (new tokens / target forward passes)", rounds,
+                lambda rs, s, c: "%.2f" % (last[s][c].tokens / last[s][c].forwards))
+    print_table("drafter ms per step: mean / max (all rounds)", rounds, lambda rs, s, c: (
+        "-" if c in ("hf_generate", "sb_baseline") else "%.3f / %.1f" % (
+            1000 * sum(r[s][c].draft_s for r in rs) / sum(r[s][c].steps for r in rs),
+            1000 * max(r[s][c].draft_max_s for r in rs))))
+    goals = {
+        "suffix >= 1.3x transformers prompt lookup overall":
+            (median_ratio(rounds, OVERALL, "sb_suffix", "hf_pld"), 1.3),
+        "suffix >= 1.5x specbench baseline on summarization":
+            (median_ratio(rounds, "summarization", "sb_suffix", "sb_baseline"), 1.5),
+        "suffix >= 1.5x specbench baseline on rag":
+            (median_ratio(rounds, "rag", "sb_suffix", "sb_baseline"), 1.5),
+    }  # fmt: skip
+    print(f"\ngoals ({args.rounds} rounds, {args.per_suite} prompts per suite, k {args.k}, "
+          f"max_new_tokens {args.max_new_tokens}, greedy, torch threads "
+          f"{torch.get_num_threads()}):")
+    for goal, (value, target) in goals.items():
+        print(f"  {goal:52s} {value:.2f}x  {'MET' if value >= target else 'NOT MET'}")
+    different = sum(mismatches.values())
+    print(f"  outputs identical to generate's greedy output: "
+          f"{'MET' if different == 0 else 'NOT MET'} ({different} differ: {dict(mismatches)})")
+    return {"goals": {g: v for g, (v, _) in goals.items()}, "mismatches": dict(mismatches)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--per-suite", type=int, default=3, help="prompts per bundled suite")
+    ap.add_argument("--repeated", type=int, default=4, help="prompts in the repeated set")
+    ap.add_argument("--k", type=int, default=4, help="draft tokens per step (all drafters)")
+    ap.add_argument("--max-new-tokens", type=int, default=64)
+    ap.add_argument("--json", help="also write the medians and verdicts to this file")
+    args = ap.parse_args()
+    m, eos = load_default_model()
+    prompts = suite_prompts(m, SUITES, args.per_suite)
+    # round robin over the suites' prompts, then the same prompts again
+    repeated = [prompts[s][i] for i in range(args.per_suite) for s in SUITES][: args.repeated]
+    prompts[REPEATED] = repeated + repeated
+    counter = ForwardCounter(m.model)
+    warm = make_runners(m, counter, eos, args.k, 8)
+    for name in CONTENDERS:  # untimed: allocator, lazy initialisation
+        warm[name](prompts[SUITES[0]][0])
+    mismatches: dict[str, int] = dict.fromkeys(CONTENDERS, 0)
+    rounds, outputs = [], []
+    for r in range(args.rounds):
+        rounds.append(run_round(m, counter, eos, prompts, args, mismatches,
+                                outputs if r == 0 else []))  # fmt: skip
+        print(f"round {r + 1} done: overall " + ", ".join(
+            f"{c} {rounds[-1][OVERALL][c].tokens / rounds[-1][OVERALL][c].seconds:.1f}"
+            for c in CONTENDERS) + " tok/s", flush=True)
+    summary = report(rounds, mismatches, args)
+    replay_cost(outputs, args.k)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({**summary, "rounds": [{s: {c: asdict(t) for c, t in r[s].items()}
+                                              for s in r} for r in rounds],
+                       "settings": vars(args)}, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()

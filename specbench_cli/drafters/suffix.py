@@ -1,0 +1,136 @@
+"""Suffix-tree drafting (SuffixDecoding, Oliaro et al. 2024; docs/drafters.md).
+
+Two depth-limited suffix trees with occurrence counts (`suffix_tree.py`): a per-request tree over
+the prompt and the tokens committed so far, and a global tree over the outputs of the requests
+this contender finished earlier in the run. At every step, for each match length m (the last m
+tokens of the context occur in a tree), follow the most frequent continuation below the match
+while its path probability (product of count ratios) stays >= `min_token_prob`, for at most
+min(k, floor(max_spec_factor * m + max_spec_offset)) tokens; the score of a draft is the sum of
+its path probabilities (the expected number of accepted tokens if the counts were the law).
+The best score over all m wins (ties: the longer match); the global tree's best replaces the
+per-request one only with a strictly higher score. Drafts are deterministic (`probs = None`).
+
+The global tree is shared by every suffix drafter built from one `DraftContext` (one contender)
+through its `RunMemory`, and holds only *finished* outputs: a request's output is handed over
+when the drafter starts its next sequence and folded into the tree at that sequence's first
+proposal (timed as drafting). The one token the drafter never sees (the step's last emitted
+token) is missing from it. Chain drafts only; the tree's best few branches can become a token
+tree once the engine verifies trees.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from specbench_cli.drafters import Draft, DraftContext, RunMemory
+from specbench_cli.drafters.suffix_tree import Location, SuffixTree
+from specbench_cli.registry import coerce_params
+
+
+class FinishedOutputs:
+    """The global tree of one contender: outputs of finished requests, folded in lazily."""
+
+    def __init__(self, max_depth: int) -> None:
+        self.tree = SuffixTree(max_depth)
+        self.version = 0  # bumped whenever the tree changes: cached matches are then stale
+        self._waiting: list[list[int]] = []
+
+    def add(self, tokens: list[int]) -> None:
+        if tokens:
+            self._waiting.append(tokens)
+
+    def fold_in(self) -> None:
+        for tokens in self._waiting:
+            self.tree.add_sequence(tokens)
+        if self._waiting:
+            self._waiting = []
+            self.version += 1
+
+
+class SuffixDrafter:
+    name = "suffix"
+    PARAMS: dict[str, Any] = {"max_depth": 24, "max_spec_factor": 1.0, "max_spec_offset": 0.0,
+                              "min_token_prob": 0.1, "global": True}  # fmt: skip
+    NEEDS_MODEL = False
+
+    @classmethod
+    def check_params(cls, params: dict[str, Any]) -> None:
+        if params["max_depth"] < 2:
+            raise ValueError(f"drafter 'suffix' needs max_depth >= 2 (got {params['max_depth']})")
+        if params["max_spec_factor"] < 0:
+            raise ValueError("drafter 'suffix' needs max_spec_factor >= 0 "
+                             f"(got {params['max_spec_factor']})")  # fmt: skip
+        if not 0 <= params["min_token_prob"] <= 1:
+            raise ValueError("drafter 'suffix' needs 0 <= min_token_prob <= 1 "
+                             f"(got {params['min_token_prob']})")  # fmt: skip
+
+    def __init__(self, context: DraftContext | None = None, **params: Any) -> None:
+        self.params = coerce_params("drafter 'suffix'", self.PARAMS, params)
+        self.check_params(self.params)
+        self.max_depth: int = self.params["max_depth"]
+        self._memory = context.memory if context is not None else RunMemory()
+        self._local: SuffixTree | None = None
+        self._shared: FinishedOutputs | None = None
+        self.reset(0)
+
+    def reset(self, seed: int) -> None:
+        self._hand_over()
+        self._local = None  # built at the first proposal, so its cost counts as drafting
+        self._prompt_len = 0
+        self._last_draft: list[int] = []
+        self._accepted = 0
+        self._matches: list[Location] = []  # where the context's suffixes sit in the global tree
+        self._matched_version = -1
+        self._shared = None
+        if self.params["global"]:
+            depth = self.max_depth
+            self._shared = self._memory.get(f"suffix:max_depth={depth}",
+                                            lambda: FinishedOutputs(depth))  # fmt: skip
+
+    def _hand_over(self) -> None:
+        """The sequence just finished: its output goes to the global tree it started with."""
+        if self._local is None or self._shared is None:
+            return
+        seq = self._local.sequences[0]
+        self._shared.add(seq[self._prompt_len :] + self._last_draft[: self._accepted])
+
+    def _update(self, context: list[int]) -> None:
+        """Bring both trees and the global matches up to `context`."""
+        local = self._local
+        if local is None or len(context) < len(local.sequences[0]):
+            local = self._local = SuffixTree(self.max_depth)
+            local.add_sequence()
+            self._prompt_len = len(context) - 1  # the prefill's token is the first output
+            self._matched_version = -1
+        new = context[len(local.sequences[0]) :]
+        local.extend(new)
+        shared = self._shared
+        if shared is None:
+            return
+        shared.fold_in()
+        tree = shared.tree
+        if self._matched_version != shared.version:
+            self._matched_version = shared.version
+            self._matches = []
+            new = context[-self.max_depth :]
+        for token in new:
+            self._matches = tree.match_suffixes(self._matches, token)
+
+    def propose(self, context: list[int], k: int) -> Draft:
+        self._update(context)
+        self._last_draft, self._accepted = [], 0
+        if k <= 0:
+            return Draft([], None)
+        p = self.params
+        args = (k, p["max_spec_factor"], p["max_spec_offset"], p["min_token_prob"])
+        local = self._local
+        best = local.speculate([(n, 0) for n in local.repeated_suffixes()], *args)
+        if self._shared is not None:
+            other = self._shared.tree.speculate(self._matches, *args)
+            if other.score > best.score:
+                best = other
+        self._last_draft = best.tokens
+        return Draft(list(best.tokens), None)
+
+    def observe(self, num_accepted: int) -> None:
+        self._accepted = num_accepted
