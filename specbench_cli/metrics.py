@@ -13,8 +13,10 @@ from typing import Any
 
 import numpy as np
 
+from specbench_cli.acceptance import PositionCounts, count_positions
 from specbench_cli.bootstrap import mean_difference, paired_bootstrap
 from specbench_cli.results import BASELINE, PromptRecord, ResultRow
+from specbench_cli.speedup_model import model_summary
 
 
 def _ok(records: list[PromptRecord]) -> list[PromptRecord]:
@@ -23,29 +25,52 @@ def _ok(records: list[PromptRecord]) -> list[PromptRecord]:
 
 def acceptance_counts(records: list[PromptRecord], k: int) -> dict[str, Any]:
     """Step-weighted acceptance figures over all speculative steps of the given records."""
-    steps = drafted = accepted = emitted = 0
-    pos_drafted = [0] * k
-    pos_accepted = [0] * k
-    for r in records:
-        for a, n in zip(r.get("accepted_lengths", []), r.get("drafted_lengths", []), strict=True):
-            steps += 1
-            drafted += n
-            accepted += a
-            for i in range(min(n, k)):
-                pos_drafted[i] += 1
-                pos_accepted[i] += i < a
+    positions = count_positions(
+        (pair for r in records
+         for pair in zip(r.get("accepted_lengths", []), r.get("drafted_lengths", []),
+                         strict=True)), k)  # fmt: skip
     forward = sum(r.get("target_forward_passes", 0) for r in records)
     emitted = sum(r.get("new_tokens", 0) for r in records)
+    drafted = sum(positions.drafted)
     return {
         # tokens per target forward pass; the prefill pass emits the first token
         "mean_accepted_tokens": emitted / forward if forward else 0.0,
-        "acceptance_rate": accepted / drafted if drafted else None,
-        "per_position_acceptance": [
-            a / d if d else 0.0 for a, d in zip(pos_accepted, pos_drafted, strict=True)
-        ],
+        "acceptance_rate": sum(positions.accepted) / drafted if drafted else None,
+        "per_position_acceptance": positions.joint(),
+        "per_position_acceptance_conditional": positions.conditional(),
+        "per_position_acceptance_unconditional": positions.unconditional(),
+        "accepted_length_histogram": positions.histogram,
         "target_forward_passes": forward,
-        "steps": steps,
+        "steps": positions.steps,
+        "drafting_steps": positions.drafting_steps,
+        "positions": positions,
     }
+
+
+def decode_step_s(records: list[PromptRecord]) -> float | None:
+    """Mean time of one decoding step (prefills excluded) over the records; None if none.
+    Records without `prefill_s` (older files) count their first turn's prefill only."""
+    time = sum(r["wall_s"] - r.get("prefill_s", r.get("ttft_s", 0.0)) for r in records)
+    steps = sum(r["target_forward_passes"] - len(r.get("output_text") or [None])
+                for r in records)  # fmt: skip
+    return time / steps if steps > 0 and time > 0 else None
+
+
+def speedup_model_row(records: list[PromptRecord], baseline: list[PromptRecord],
+                      positions: PositionCounts, k: int) -> dict[str, Any] | None:  # fmt: skip
+    """The model's prediction from this contender's acceptance profile and its measured cost
+    ratio c = (drafter time per drafted token) / (the baseline's time per decoding step)."""
+    target_step = decode_step_s(baseline)
+    drafted = sum(positions.drafted)
+    if target_step is None or not drafted:
+        return None
+    cost_ratio = sum(r["draft_s"] for r in records) / drafted / target_step
+    summary = model_summary(positions.reach(), positions.tail(), cost_ratio, k)
+    own_step = decode_step_s(records)
+    drafting = sum(r["draft_s"] for r in records) / max(positions.steps, 1)
+    # the model assumes a verify pass costs one ordinary step; this says how far off that is
+    summary["verify_cost_ratio"] = (own_step - drafting) / target_step if own_step else None
+    return summary
 
 
 def tokens_per_second(records: list[PromptRecord]) -> float:
@@ -112,20 +137,32 @@ def aggregate(
             "speedup_ci": [] if strategy == BASELINE else paired_speedup_ci(paired, base_paired),
             "mean_accepted_tokens": counts["mean_accepted_tokens"],
             "acceptance_rate": counts["acceptance_rate"],
-            "per_position_acceptance": counts["per_position_acceptance"]
-            if strategy != BASELINE else [],
+            **_position_forms(counts, strategy == BASELINE),
             "target_forward_passes": counts["target_forward_passes"],
+            "steps": counts["steps"],
+            "drafting_steps": counts["drafting_steps"],
             "time_to_first_token_s": statistics.median(r["ttft_s"] for r in ok) if ok else 0.0,
             "peak_memory_bytes": max((r["peak_memory_bytes"] for r in ok), default=0),
             "draft_time_share": sum(r["draft_s"] for r in ok) / wall if wall else 0.0,
             "divergence": _divergence(ok),
             "quality": _quality(ok),
             "quality_delta": {} if strategy == BASELINE else _quality_delta(paired, baseline),
+            "speedup_model": None if strategy == BASELINE
+            else speedup_model_row(paired, base_paired, counts["positions"], k),
         }
         rows.append(row)
     rows.sort(key=lambda r: (r["suite"], r["category"] or "", r["strategy"] != BASELINE,
                              r["strategy"], r["drafter"]))
     return rows
+
+
+POSITION_FORMS = ("per_position_acceptance", "per_position_acceptance_conditional",
+                  "per_position_acceptance_unconditional", "accepted_length_histogram")
+
+
+def _position_forms(counts: dict[str, Any], baseline: bool) -> dict[str, list]:
+    """The per-position figures of a row; empty lists for the baseline (nothing drafted)."""
+    return {name: [] if baseline else counts[name] for name in POSITION_FORMS}
 
 
 def _divergence(records: list[PromptRecord]) -> dict[str, float]:

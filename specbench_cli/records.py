@@ -27,7 +27,7 @@ def run_prompt(c: Contender, suite: str, prompt: Prompt, tokenizer: Any, cfg: Ru
         "output_token_ids": [], "output_text": [], "new_tokens": 0, "wall_s": 0.0,
         "draft_s": 0.0, "verify_s": 0.0, "ttft_s": 0.0, "target_forward_passes": 0,
         "accepted_lengths": [], "drafted_lengths": [], "kl_sum": 0.0, "tv_sum": 0.0,
-        "drafted_positions": 0,
+        "drafted_positions": 0, "prefill_s": 0.0,
     }
     with PeakMemory(c.engine.device) as peak:
         for turn, text in enumerate(prompt.turns):
@@ -38,6 +38,7 @@ def run_prompt(c: Contender, suite: str, prompt: Prompt, tokenizer: Any, cfg: Ru
             for step in c.engine.generate(ids, max_new, seed):
                 record["wall_s"] += step.step_s
                 if step.prefill:
+                    record["prefill_s"] += step.step_s
                     if turn == 0:
                         record["ttft_s"] = step.step_s
                 else:
