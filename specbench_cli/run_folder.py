@@ -38,6 +38,26 @@ class RunFolder:
         out.mkdir(parents=True, exist_ok=True)
         return cls(out)
 
+    @classmethod
+    def reopen(cls, path: str | Path) -> RunFolder:
+        """The folder of an earlier run, to continue it (`--resume`): records are appended."""
+        folder = Path(path)
+        if not folder.is_dir():
+            raise BadInput(f"--resume {folder}: no such run folder")
+        reopened = cls(folder)
+        reopened.drop_partial_line()
+        return reopened
+
+    def drop_partial_line(self) -> None:
+        """Cut a last record line that a killed run left unfinished, so appends start on a
+        line of their own (readers skip such a line; `--resume` reruns its prompt)."""
+        if not self.records_path.is_file():
+            return
+        data = self.records_path.read_bytes()
+        if data and not data.endswith(b"\n"):
+            with self.records_path.open("r+b") as f:
+                f.truncate(data.rfind(b"\n") + 1)
+
     @property
     def records_path(self) -> Path:
         return self.path / RECORDS_NAME

@@ -14,6 +14,7 @@ suites and model specs are checked here first.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,38 +37,66 @@ def quiet_transformers() -> None:
     transformers.logging.disable_progress_bar()
 
 
-def execute(cfg: RunConfig, progress: Progress | None = None) -> tuple[Path, ResultsFile, bool]:
-    """Run everything; return (run folder, results, interrupted). Bad input raises first."""
-    from specbench_cli.backends import resolve_backend
-    from specbench_cli.contenders import build_contenders, strategy_info
-    from specbench_cli.environment import environment
-    from specbench_cli.metrics import aggregate
-    from specbench_cli.models import check_pair, check_spec, load_model
+@dataclass
+class LoadedModels:
+    """What a run loads once: the models, their shared vocabulary and the verify backend."""
+
+    target: Any
+    draft: Any | None
+    vocab: int
+    backend: str
+    environment: dict[str, Any]
+
+
+def preflight(cfg: RunConfig) -> tuple[list[Any], Any, Any]:
+    """Everything a run checks before it loads a model: suites and model specs."""
+    from specbench_cli.models import check_spec
     from specbench_cli.suites import load_suite
 
     suites = [load_suite(s, cfg.limit) for s in cfg.suites]
     target_src = check_spec(cfg.target, "target")
     draft_src = check_spec(cfg.draft, "draft") if cfg.draft else None
-    folder = RunFolder.claim(cfg.output)
+    return suites, target_src, draft_src
+
+
+def load_models(cfg: RunConfig, target_src: Any, draft_src: Any) -> LoadedModels:
+    """Load target and draft once, check they pair, resolve the verify backend once (so `auto`
+    is not re-resolved at every verification step)."""
+    from specbench_cli.backends import resolve_backend
+    from specbench_cli.environment import environment
+    from specbench_cli.models import check_pair, load_model
+
     quiet_transformers()
     target = load_model(target_src, cfg.dtype, cfg.trust_remote_code)
     draft = load_model(draft_src, cfg.dtype, cfg.trust_remote_code) if draft_src else None
     vocab = check_pair(target, draft) if draft else target.vocab_size
-    try:  # once per run, so `auto` is not re-resolved at every verification step
+    try:
         backend = resolve_backend(cfg.backend, target.device)
     except ValueError as exc:
         raise BadInput(f"--backend: {exc}") from None
-    contenders = build_contenders(cfg, target, draft, vocab, backend)
     env = {**environment(target.device), "verify_backend": backend}
-    warm_up(contenders, suites, target.tokenizer, cfg)
+    return LoadedModels(target, draft, vocab, backend, env)
+
+
+def execute(cfg: RunConfig, progress: Progress | None = None) -> tuple[Path, ResultsFile, bool]:
+    """Run everything; return (run folder, results, interrupted). Bad input raises first."""
+    from specbench_cli.contenders import build_contenders, strategy_info
+    from specbench_cli.metrics import aggregate
+
+    suites, target_src, draft_src = preflight(cfg)
+    folder = RunFolder.claim(cfg.output)
+    models = load_models(cfg, target_src, draft_src)
+    contenders = build_contenders(cfg, models.target, models.draft, models.vocab, models.backend)
+    warm_up(contenders, suites, models.target.tokenizer, cfg)
 
     interrupted = False
     try:
-        decode_all(contenders, suites, target.tokenizer, cfg, folder, progress)
+        decode_all(contenders, suites, models.target.tokenizer, cfg, folder, progress)
     except KeyboardInterrupt:
         interrupted = True
     rows = aggregate(folder.records(), strategy_info(contenders), cfg.k)
-    data = make_results(cfg.to_dict(), env, rows, "interrupted" if interrupted else "complete")
+    data = make_results(cfg.to_dict(), models.environment, rows,
+                        "interrupted" if interrupted else "complete")  # fmt: skip
     folder.write_results(data)
     return folder.path, data, interrupted
 

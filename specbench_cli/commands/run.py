@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -69,22 +69,25 @@ def run(
         "--print-config", help="Print the effective configuration as YAML and exit.")] = False,
 ) -> None:
     """Run the baseline and the strategies over suites and print the results table."""
+    flags = dict(locals())  # first: the flags only
     from specbench_cli.config import build_config, to_yaml
 
-    overrides = {
-        "target": target, "draft": draft, "drafter": drafter, "strategies": strategy,
-        "suites": suite, "limit": limit, "k": k, "temperature": temperature, "top_k": top_k,
-        "top_p": top_p, "max_new_tokens": max_new_tokens, "seed": seed, "dtype": dtype,
-        "trust_remote_code": trust_remote_code, "output": output, "backend": backend,
-        "noise_mode": noise_mode,
-        "chat_template": False if no_chat_template else None,
-        "audit": False if no_audit else None,
-    }
-    cfg = build_config(config, overrides)
+    cfg = build_config(config, flag_overrides(flags))
     if print_config:
         out.print(to_yaml(cfg), end="", highlight=False, markup=False)
         return
     _run(cfg)
+
+
+def flag_overrides(flags: dict[str, Any]) -> dict[str, Any]:
+    """RunConfig values from `run`'s flags by name (None: not given; `config` and
+    `print_config` are not settings)."""
+    renamed = {"strategy": "strategies", "suite": "suites"}
+    values = {renamed.get(name, name): value for name, value in flags.items()
+              if name not in ("config", "print_config", "no_chat_template", "no_audit")}
+    values["chat_template"] = False if flags.get("no_chat_template") else None
+    values["audit"] = False if flags.get("no_audit") else None
+    return values
 
 
 run.__doc__ = (run.__doc__ or "") + "\n" + RUN_EXAMPLES
@@ -94,7 +97,9 @@ def _run(cfg) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from specbench_cli.report import results_table
+    from specbench_cli.results import BASELINE
     from specbench_cli.runner import execute
+    from specbench_cli.views import acceptance_view
 
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=err, transient=True) as bar:
@@ -105,6 +110,8 @@ def _run(cfg) -> None:
 
         folder, data, interrupted = execute(cfg, progress)
     out.print(results_table(data))
+    if any(r["strategy"] != BASELINE for r in data["results"]):
+        out.print(acceptance_view(data))
     err.print(f"results: {folder}/results.json, per-prompt records: {folder}/records.jsonl")
     if interrupted:
         err.print("[yellow]interrupted[/yellow]: results cover the prompts that finished")
