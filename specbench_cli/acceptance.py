@@ -70,9 +70,14 @@ class PositionCounts:
         return [_ratio(a, self.steps) for a in self.accepted]
 
     def tail(self) -> float:
-        """The conditional acceptance of the furthest position any step reached (0 if none)."""
-        reached = [i for i in range(self.k) if self.reached[i]]
-        return self.conditional()[reached[-1]] if reached else 0.0
+        """The conditional acceptance pooled over positions 2..k (position 1 alone when k = 1):
+        how likely one more draft is accepted once the first were, for the speedup model's
+        positions beyond k. Pooling keeps a deep position reached by a handful of steps from
+        deciding it alone; position 1 is left out because a first draft fails for reasons
+        later ones do not (the drafter had nothing good to propose). 0 if nothing reached."""
+        start = 1 if self.k > 1 else 0
+        reached = sum(self.reached[start:])
+        return sum(self.accepted[start:]) / reached if reached else 0.0
 
 
 def count_positions(steps: Iterable[tuple[int, int]], k: int) -> PositionCounts:

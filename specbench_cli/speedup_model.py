@@ -6,8 +6,8 @@ Inputs, all measured by a run:
   drafter proposed nothing accepts 0), for i = 1..k of the run. Under the i.i.d. model this
   is `alpha**i`.
 - `tail`: the acceptance of one more position given the previous ones were accepted, used for
-  positions the run did not draft (the last measured conditional acceptance): the profile is
-  extended geometrically, `reach[i] = reach[k-1] * tail**(i-k+1)`.
+  positions the run did not draft (the conditional acceptance pooled over positions 2..k):
+  the profile is extended geometrically, `reach[i] = reach[k-1] * tail**(i-k+1)`.
 - `c`: drafter time for one drafted token over the target's time for one ordinary decoding
   step (`cost_ratio`).
 
@@ -17,7 +17,8 @@ Then, for a draft length k (docs/metrics.md):
     S(k)      = E[tau](k) / (1 + k * c)           predicted wall-time speedup
 
 which is Leviathan's `(1 - alpha**(k+1)) / ((1 - alpha)(1 + k c))` when `reach_i = alpha**i`.
-The recommended k maximises S(k) over 1..K_MAX (the smallest on ties).
+The recommended k maximises S(k) over 1..K_MAX (the smallest on ties). The calibrated variant
+also charges the verify pass its measured cost (`effective_cost_ratio`).
 """
 
 from __future__ import annotations
@@ -74,16 +75,38 @@ def reach_from_histogram(histogram: Sequence[int], undrafted_steps: int = 0) -> 
     return [n / steps for n in at_least]
 
 
-def model_summary(reach: Sequence[float], tail: float, c: float, k: int,
-                  k_max: int = K_MAX) -> dict[str, Any]:  # fmt: skip
-    """The results-row form: the curve, the recommendation and the prediction at the run's k."""
+def effective_cost_ratio(c: float, verify_ratio: float, k: int) -> float:
+    """c plus the measured growth of the verify pass per drafted token.
+
+    The standard model charges a verify pass of k+1 tokens as one ordinary step. Measured, it
+    costs `verify_ratio` steps at the run's k; taking that cost as linear in the drafted
+    tokens, `v(k) = 1 + k (verify_ratio - 1) / k_run`, gives `S(k) = E[tau](k) / (1 + k c +
+    k (verify_ratio - 1) / k_run)`: the standard formula with c raised by the slope (never
+    below 0)."""
+    return max(0.0, c + (verify_ratio - 1.0) / k)
+
+
+def _prediction(reach: Sequence[float], tail: float, c: float, k: int,
+                k_max: int) -> dict[str, Any]:  # fmt: skip
     curve = speedup_curve(reach, tail, c, max(k_max, k))
     best = recommended_k(reach, tail, c, k_max)
     return {
         "cost_ratio": c,
-        "tail_acceptance": tail,
         "predicted_speedup": curve[k - 1],
         "recommended_k": best,
         "predicted_speedup_at_recommended_k": curve[best - 1],
         "predicted_speedup_by_k": curve[:k_max],
     }
+
+
+def model_summary(reach: Sequence[float], tail: float, c: float, k: int,
+                  verify_ratio: float | None = None,
+                  k_max: int = K_MAX) -> dict[str, Any]:  # fmt: skip
+    """The results-row form at the run's k: the standard prediction (curve, recommendation,
+    value at k) and, when the verify pass was measured, the same with its cost (`calibrated`)."""
+    summary = {**_prediction(reach, tail, c, k, k_max), "tail_acceptance": tail,
+               "verify_cost_ratio": verify_ratio, "calibrated": None}  # fmt: skip
+    if verify_ratio is not None:
+        calibrated = effective_cost_ratio(c, verify_ratio, k)
+        summary["calibrated"] = _prediction(reach, tail, calibrated, k, k_max)
+    return summary

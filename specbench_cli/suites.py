@@ -258,15 +258,15 @@ def _build(header: SuiteHeader | None, path: Path, shown: str, source: str, stem
 
 
 def _check_prompt_scorer(prompt: Prompt, where: str) -> None:
-    """`extra.scorer` names the scorer the `auto` scorer uses for this one prompt."""
+    """`extra.scorer` names the scorer that `auto` and `task` use for this one prompt."""
     if "scorer" not in prompt.extra:
         return
     from specbench_cli.quality import SCORERS
 
     name = prompt.extra["scorer"]
     try:
-        if SCORERS.check(name) == "auto":
-            raise ValueError("a prompt's scorer cannot be 'auto'")
+        if SCORERS.check(name) in ("auto", "task"):
+            raise ValueError(f"a prompt's own scorer cannot be {name!r}")
     except ValueError as exc:
         raise BadInput(f"{where}: extra.scorer: {exc}") from None
 

@@ -88,7 +88,13 @@ def open_folder(sweep: Sweep, resume: Path | None) -> RunFolder:
     """A new folder with the sweep written into it, or the folder of the sweep to resume."""
     if resume is not None:
         return RunFolder.reopen(resume)
-    folder = RunFolder.claim(sweep.base.output)
+    try:
+        folder = RunFolder.claim(sweep.base.output)
+    except BadInput as exc:
+        if sweep.base.output and (Path(sweep.base.output) / SWEEP_FILE).is_file():
+            raise BadInput(f"{exc}, or continue it: specbench sweep --resume "
+                           f"{sweep.base.output}") from None  # fmt: skip
+        raise
     text = yaml.safe_dump(sweep.to_dict(), sort_keys=False)
     (folder.path / SWEEP_FILE).write_text(text)
     return folder

@@ -28,12 +28,20 @@ def spark(values: list[float]) -> str:
     return "".join(_SPARK[min(7, int(max(0.0, min(1.0, v)) * 8))] for v in values)
 
 
-def _model(row: dict[str, Any]) -> tuple[str, str]:
+def _model(row: dict[str, Any]) -> tuple[str, str, str]:
+    """(predicted speedup at the run's k, recommended k, recommended k once the verify pass is
+    charged its measured cost), as table cells."""
     model = row.get("speedup_model") or {}
     if not model:
-        return "-", "-"
-    return (f"{model['predicted_speedup']:.2f}x",
-            f"{model['recommended_k']} ({model['predicted_speedup_at_recommended_k']:.2f}x)")
+        return "-", "-", "-"
+    calibrated = model.get("calibrated") or {}
+    return (f"{model['predicted_speedup']:.2f}x", _best(model),
+            _best(calibrated) if calibrated else "-")  # fmt: skip
+
+
+def _best(prediction: dict[str, Any]) -> str:
+    return (f"{prediction['recommended_k']} "
+            f"({prediction['predicted_speedup_at_recommended_k']:.2f}x)")
 
 
 def _label(row: dict[str, Any]) -> str:
@@ -51,18 +59,18 @@ def acceptance_view(data: dict[str, Any]) -> Table:
     table.add_column("strategy")
     for i in range(1, k + 1):
         table.add_column(f"pos {i}", no_wrap=True)
-    for name in ("speedup", "predicted", "best k (predicted)"):
+    for name in ("speedup", "predicted", "best k", "best k, verify cost measured"):
         table.add_column(name, justify="right", no_wrap=True)
     for row in rows:
         joint = row.get("per_position_acceptance") or []
         cells = [Text(bar(v) + f"{100 * v:3.0f}%", style="cyan") for v in joint]
         cells += [Text("")] * (k - len(cells))
-        predicted, best = _model(row)
-        table.add_row(Text(_label(row)), *cells, f"{row['speedup']:.2f}x", predicted, best)
+        table.add_row(Text(_label(row)), *cells, f"{row['speedup']:.2f}x", *_model(row))
     table.caption = ("pos i: share of steps that drafted i tokens whose first i were all "
-                     "accepted. predicted: the speedup model at the run's k from this "
+                     "accepted. predicted: the standard speedup model at the run's k from this "
                      "acceptance profile and the measured draft/target cost ratio c; best k: "
-                     "the k it recommends (docs/metrics.md).")
+                     "the k it recommends; verify cost measured: the same model charging the "
+                     "verify pass what it cost here (docs/metrics.md).")
     return table
 
 
@@ -74,19 +82,19 @@ def sweep_view(data: dict[str, Any]) -> Table:
     table = Table(title=f"specbench sweep: target {data['config'].get('target')}, drafter "
                         f"{data['config'].get('drafter')}{status}", title_justify="left")
     for name in (*axes, "strategy", "suite", "speedup", "95% CI", "predicted", "best k",
-                 "mean acc. tokens", "by position"):  # fmt: skip
+                 "best k, verify cost", "mean acc. tokens", "by position"):  # fmt: skip
         table.add_column(name, justify="left" if name in ("strategy", "suite", "by position")
                          else "right", no_wrap=True)  # fmt: skip
     for row in rows:
         grid = row.get("grid") or {}
         ci = row.get("speedup_ci") or []
-        predicted, best = _model(row)
         table.add_row(*(str(grid.get(a, "")) for a in axes), row["strategy"], row["suite"],
                       f"{row['speedup']:.2f}x", f"{ci[0]:.2f}-{ci[1]:.2f}" if len(ci) == 2
-                      else "-", predicted, best, f"{row['mean_accepted_tokens']:.2f}",
+                      else "-", *_model(row), f"{row['mean_accepted_tokens']:.2f}",
                       spark(row.get("per_position_acceptance") or []))  # fmt: skip
     table.caption = ("speedup: vs the baseline at the same point (95% CI: paired bootstrap over "
-                     "prompts). predicted / best k: the speedup model from each row's "
-                     "acceptance profile and cost ratio. by position: P(first i accepted), one "
+                     "prompts). predicted / best k: the standard speedup model from each row's "
+                     "acceptance profile and cost ratio; verify cost: the same model charging "
+                     "the verify pass its measured cost. by position: P(first i accepted), one "
                      "block per position.")
     return table

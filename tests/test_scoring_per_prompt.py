@@ -1,5 +1,5 @@
-"""Per-prompt scorers through `auto` (`extra.scorer`), and the default suite scored with them,
-so the default run reports a quality delta.
+"""Per-prompt scorers (`extra.scorer`) through `auto` and `task`, and the default suite scored
+with them, so the default run reports one quality delta.
 
 Run: .venv/bin/python -m pytest tests/test_scoring_per_prompt.py -q
 """
@@ -11,7 +11,7 @@ import json
 import pytest
 
 from specbench_cli.errors import BadInput
-from specbench_cli.quality.scorers import score_auto
+from specbench_cli.quality.scorers import score_auto, score_task
 from specbench_cli.suite_records import Prompt
 from specbench_cli.suites import load_suite
 
@@ -26,23 +26,30 @@ def test_auto_prefers_the_prompts_own_scorer():
 
 def test_default_suite_scores_four_prompts_each_by_its_task():
     suite = load_suite("default")
-    assert suite.scorer == "auto" and len(suite.prompts) == 6
+    assert suite.scorer == "task" and len(suite.prompts) == 6
     by_id = {p.id: p for p in suite.prompts}
     expected = {"default-summarize": {"rougeL"}, "default-passage-qa": {"contains"},
                 "default-arithmetic": {"exact_match"}, "default-translate": {"chrf", "bleu"},
                 "default-code": set(), "default-chat": set()}  # fmt: skip
+    top = {"rougeL": 1.0, "contains": 1.0, "exact_match": 1.0, "chrf": 100.0, "bleu": 100.0}
     for prompt_id, metrics in expected.items():
         prompt = by_id[prompt_id]
-        best = score_auto(prompt, [prompt.references[0]] if prompt.references else ["x"])
+        answer = [prompt.references[0]] if prompt.references else ["x"]
+        best = score_auto(prompt, answer)  # the prompt's own scorer
         assert set(best) == metrics
-        top = {"rougeL": 1.0, "contains": 1.0, "exact_match": 1.0, "chrf": 100.0, "bleu": 100.0}
         assert all(best[m] == pytest.approx(top[m]) for m in metrics)  # a reference is perfect
-    wrong = score_auto(by_id["default-arithmetic"], ["The baker makes 54 dollars."])
-    assert wrong == {"exact_match": 0.0}
+        # `task` reduces it to one 0..1 figure, so the demo's quality column is one line
+        assert score_task(prompt, answer) == ({"task_score": pytest.approx(1.0)} if metrics
+                                              else {})  # fmt: skip
+    wrong = by_id["default-arithmetic"]
+    assert score_task(wrong, ["The baker makes 54 dollars."]) == {"task_score": 0.0}
+    half = score_task(by_id["default-translate"], ["Le train part."])["task_score"]
+    assert 0.0 < half < 1.0  # chrF / 100
 
 
 @pytest.mark.parametrize("scorer,fragment", [("nope", "unknown scorer 'nope'"),
-                                             ("auto", "cannot be 'auto'")])
+                                             ("auto", "cannot be 'auto'"),
+                                             ("task", "cannot be 'task'")])
 def test_bad_prompt_scorer_is_bad_input(tmp_path, scorer, fragment):
     path = tmp_path / "s.jsonl"
     path.write_text(json.dumps({"id": "a", "prompt": "p", "references": ["r"],

@@ -13,6 +13,7 @@ from specbench_cli.acceptance import count_positions
 from specbench_cli.metrics import aggregate
 from specbench_cli.speedup_model import (
     K_MAX,
+    effective_cost_ratio,
     expected_tokens,
     model_summary,
     predicted_speedup,
@@ -80,6 +81,21 @@ def test_edge_cases():
         expected_tokens([0.5], 0.5, -1)
 
 
+def test_calibrated_model_charges_the_measured_verify_cost():
+    assert effective_cost_ratio(0.05, 1.0, 4) == pytest.approx(0.05)  # as assumed: no change
+    assert effective_cost_ratio(0.05, 3.0, 2) == pytest.approx(1.05)  # +1 step per draft
+    assert effective_cost_ratio(0.05, 0.2, 1) == 0.0  # never below 0
+    # alpha = 0.9 and free drafts: the standard model wants the longest draft, a verify pass
+    # that measured 2 ordinary steps at k = 4 (slope 0.25 per draft) moves the optimum to k = 6
+    # (by hand: S(5) = 0.4686 / 0.225 = 2.083, S(6) = 0.5217 / 0.25 = 2.087, S(7) = 2.071)
+    summary = model_summary([0.9], 0.9, 0.0, 4, verify_ratio=2.0)
+    assert summary["recommended_k"] == K_MAX
+    assert summary["calibrated"]["recommended_k"] == recommended_k([0.9], 0.9, 0.25) == 6
+    assert summary["calibrated"]["predicted_speedup"] == pytest.approx(
+        leviathan(0.9, 0.25, 4))
+    assert model_summary([0.9], 0.9, 0.0, 4)["calibrated"] is None
+
+
 def test_reach_from_histogram():
     # drafting steps accepting 0, 0, 1, 2, 3 drafts, and one step with no draft at all
     histogram = [2, 1, 1, 1]
@@ -99,7 +115,8 @@ def test_three_forms_counted_by_hand():
     assert counts.conditional() == pytest.approx([3 / 4, 2 / 2, 1 / 2])  # over n>=i, a>=i-1
     assert counts.unconditional() == pytest.approx([3 / 4, 2 / 4, 1 / 4])  # over drafting
     assert counts.reach() == pytest.approx([3 / 5, 2 / 5, 1 / 5])  # over all steps
-    assert counts.tail() == pytest.approx(1 / 2)
+    assert counts.tail() == pytest.approx((2 + 1) / (2 + 2))  # pooled over positions 2..3
+    assert count_positions([(1, 1), (0, 1)], k=1).tail() == pytest.approx(1 / 2)
     assert reach_from_histogram(counts.histogram, 1) == pytest.approx(counts.reach())
 
 
@@ -135,11 +152,15 @@ def test_cost_ratio_and_prediction_from_records():
     row = next(r for r in rows if r["strategy"] == "sps")
     model = row["speedup_model"]
     assert model["cost_ratio"] == pytest.approx(0.05)
-    assert model["tail_acceptance"] == pytest.approx(0.5)
+    assert model["tail_acceptance"] == pytest.approx(0.75)
     reach = [3 / 5, 2 / 5, 1 / 5]
     assert model["predicted_speedup"] == pytest.approx((1 + sum(reach)) / (1 + 3 * 0.05))
     # verify ratio: (0.5 s of decoding steps - 0.01 s drafting per step) / 0.1 s per step
     assert model["verify_cost_ratio"] == pytest.approx((0.5 / 5 - 0.05 / 5) / 0.1)
+    calibrated = model["calibrated"]
+    assert calibrated["cost_ratio"] == pytest.approx(0.05 + (0.9 - 1) / 3)
+    # at the run's k the calibrated model divides by the measured step cost k c + v
+    assert calibrated["predicted_speedup"] == pytest.approx((1 + sum(reach)) / (3 * 0.05 + 0.9))
     assert row["per_position_acceptance"] == pytest.approx([3 / 4, 2 / 3, 1 / 3])
     assert row["per_position_acceptance_conditional"] == pytest.approx([3 / 4, 1.0, 1 / 2])
     assert row["per_position_acceptance_unconditional"] == pytest.approx([3 / 4, 1 / 2, 1 / 4])

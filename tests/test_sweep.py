@@ -137,7 +137,9 @@ def test_ctrl_c_then_resume(tmp_path, tiny_target, tiny_draft, scored_suite, swe
     assert _tokens(records) == _tokens(load(swept)[1])
 
 
-def test_resume_bad_input(tmp_path, swept):
+def test_resume_bad_input(tmp_path, swept, tiny_target, tiny_draft, scored_suite):
+    again = run_cli(*sweep_args(tiny_target, tiny_draft, scored_suite, swept))
+    assert_bad_input(again, "already holds a run", f"sweep --resume {swept}")
     assert_bad_input(run_cli("sweep", "--resume", str(tmp_path / "missing")), "--resume")
     assert_bad_input(run_cli("sweep", "--resume", str(tmp_path)), "not a sweep folder")
     assert_bad_input(run_cli("sweep", "--resume", str(swept), "--k", "3"), "--resume takes")

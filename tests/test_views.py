@@ -20,8 +20,10 @@ def test_bar_and_spark():
 
 
 def _results() -> dict:
+    calibrated = {"predicted_speedup": 1.3, "recommended_k": 2,
+                  "predicted_speedup_at_recommended_k": 1.45}
     model = {"predicted_speedup": 1.91, "recommended_k": 6,
-             "predicted_speedup_at_recommended_k": 2.05}
+             "predicted_speedup_at_recommended_k": 2.05, "calibrated": calibrated}
     row = {"strategy": "cactus:delta=0.5", "suite": "default", "category": None,
            "speedup": 1.4, "speedup_ci": [1.2, 1.6], "mean_accepted_tokens": 2.3,
            "per_position_acceptance": [0.9, 0.6, 0.3], "speedup_model": model,
@@ -41,7 +43,7 @@ def test_acceptance_view_shows_bars_and_the_model():
     text = _render(acceptance_view(_results()))
     assert "cactus:delta=0.5 [default]" in text and "baseline" not in text
     assert "███████▎ 90%" in text and "pos 3" in text
-    assert "1.40x" in text and "1.91x" in text and "6 (2.05x)" in text
+    assert "1.40x" in text and "1.91x" in text and "6 (2.05x)" in text and "2 (1.45x)" in text
 
 
 def test_sweep_view_lists_points():

@@ -138,6 +138,21 @@ def deepest(points: list[Point]) -> list[Point]:
     return [s.points[-1] for s in series_along(points, "k")]
 
 
-def model_curve(point: Point, k_limit: int = K_MAX) -> list[float]:
+def model_curve(point: Point, k_limit: int = K_MAX,
+                calibrated: bool = False) -> list[tuple[int, float, float]]:  # fmt: skip
+    """(k, predicted speedup, predicted tokens per target pass) for k = 1..k_limit, from the
+    row's speedup model (or its variant that charges the measured verify cost): tokens =
+    S(k) * (1 + k c)."""
     model = point.row.get("speedup_model") or {}
-    return list(model.get("predicted_speedup_by_k") or [])[:k_limit]
+    if calibrated:
+        model = model.get("calibrated") or {}
+    c = model.get("cost_ratio") or 0.0
+    curve = list(model.get("predicted_speedup_by_k") or [])[:k_limit]
+    return [(k, s, s * (1 + k * c)) for k, s in enumerate(curve, 1)]
+
+
+def model_at(point: Point) -> tuple[float, float] | None:
+    """(predicted speedup, predicted tokens per target pass) at the point's own k."""
+    curve = model_curve(point, max(K_MAX, point.value("k")))
+    k = point.value("k")
+    return curve[k - 1][1:] if len(curve) >= k else None

@@ -8,7 +8,7 @@ from typing import Any
 
 from matplotlib.lines import Line2D
 
-from specbench_cli.plots.data import Point, Series, model_curve, series_along
+from specbench_cli.plots.data import Point, Series, model_at, model_curve, series_along
 from specbench_cli.plots.style import Palette, legend, marker_for, new_figure, save
 
 MODEL_K = 12  # the model curve of a single-k run is drawn for k = 1..max(MODEL_K, 2k)
@@ -45,29 +45,43 @@ def draw_predicted(ax: Any, xs: list[Any], ys: list[float], colour: str, marker:
     ax.plot(xs, ys, linestyle="--", marker=marker, mfc="white", color=colour, lw=1.2, ms=5)
 
 
-def _predicted(ax: Any, s: Series, colour: str, marker: str) -> tuple[list[list[Any]], bool]:
-    """The model: the whole curve for a one-point series (its recommended k starred), else
-    the prediction at each point. Returns (CSV rows, whether a star was drawn)."""
+def _predicted(axes: tuple[Any, Any], s: Series, colour: str,
+               marker: str) -> tuple[list[list[Any]], bool]:  # fmt: skip
+    """The model on both panels (speedup, tokens per pass): for a one-point series the whole
+    curve, standard (dashed) and charging the measured verify cost (dash-dot), each with its
+    recommended k starred; else the standard prediction at each point. Returns (CSV rows,
+    whether curves were drawn)."""
+    ax_s, ax_t = axes
     if len(s.points) == 1:
         point = s.points[0]
-        curve = model_curve(point)[: max(MODEL_K, 2 * point.value("k"))]
-        if not curve:
-            return [], False
-        ks = list(range(1, len(curve) + 1))
-        ax.plot(ks, curve, linestyle="--", color=colour, lw=1.2)
-        best = (point.row.get("speedup_model") or {}).get("recommended_k")
-        if best and best <= len(curve):
-            ax.plot([best], [curve[best - 1]], marker="*", ms=14, color=colour, mec="black",
-                    mew=0.6, linestyle="none")  # fmt: skip
-        rows = [[s.label, "model", kk, v, None, None, None] for kk, v in zip(ks, curve,
-                                                                           strict=True)]
-        return rows, bool(best)
-    pairs = [(p.value("k"), (p.row.get("speedup_model") or {}).get("predicted_speedup"))
-             for p in s.points]  # fmt: skip
-    pairs = [(k, v) for k, v in pairs if v is not None]
-    if pairs:
-        draw_predicted(ax, [k for k, _ in pairs], [v for _, v in pairs], colour, marker)
-    return [[s.label, "model", k, v, None, None, None] for k, v in pairs], False
+        limit = max(MODEL_K, 2 * point.value("k"))
+        rows: list[list[Any]] = []
+        for calibrated, line in ((False, "--"), (True, "-.")):
+            curve = model_curve(point, limit, calibrated)
+            if not curve:
+                continue
+            ks, speed, tokens = (list(column) for column in zip(*curve, strict=True))
+            ax_s.plot(ks, speed, linestyle=line, color=colour, lw=1.2)
+            ax_t.plot(ks, tokens, linestyle=line, color=colour, lw=1.2)
+            model = point.row["speedup_model"]
+            best = (model.get("calibrated") if calibrated else model)["recommended_k"]
+            if best <= len(curve):
+                ax_s.plot([best], [speed[best - 1]], marker="*", ms=14, linestyle="none",
+                          color="white" if calibrated else colour, mec=colour if calibrated
+                          else "black", mew=1.2 if calibrated else 0.6)  # fmt: skip
+            kind = "model_verify_cost" if calibrated else "model"
+            rows += [[s.label, kind, k, v, None, None, t] for k, v, t in curve]
+        return rows, bool(rows)
+    rows = []
+    for p in s.points:
+        predicted = model_at(p)
+        if predicted is not None:
+            rows.append([s.label, "model", p.value("k"), predicted[0], None, None, predicted[1]])
+    if rows:
+        ks = [r[2] for r in rows]
+        draw_predicted(ax_s, ks, [r[3] for r in rows], colour, marker)
+        draw_predicted(ax_t, ks, [r[6] for r in rows], colour, marker)
+    return rows, False
 
 
 def speedup_vs_k(points: list[Point], palette: Palette, output: Path) -> list[Path]:
@@ -82,14 +96,15 @@ def speedup_vs_k(points: list[Point], palette: Palette, output: Path) -> list[Pa
         ks = [p.value("k") for p in s.points]
         speed = [p.row["speedup"] for p in s.points]
         draw_measured(ax_s, s, ks, speed, colour, marker, [_ci(p) for p in s.points])
-        predicted, star = _predicted(ax_s, s, colour, marker)
+        predicted, star = _predicted((ax_s, ax_t), s, colour, marker)
         rows += predicted
         starred |= star
         tokens = [p.row["mean_accepted_tokens"] for p in s.points]
         draw_measured(ax_t, s, ks, tokens, colour, marker)
         rows += [[s.label, "measured", p.value("k"), p.row["speedup"], *_ci(p),
                   p.row["mean_accepted_tokens"]] for p in s.points]  # fmt: skip
-    ax_s.axhline(1.0, color="grey", lw=1, linestyle=":")
+    for ax in (ax_s, ax_t):  # the baseline: speedup 1, one token per target pass
+        ax.axhline(1.0, color="grey", lw=1, linestyle=":")
     ax_s.set(title="Speedup over the baseline", xlabel="k (tokens drafted per step)",
              ylabel="speedup (x)")  # fmt: skip
     ax_t.set(title="Mean accepted tokens per target pass", xlabel="k (tokens drafted per step)",
@@ -108,8 +123,12 @@ def model_keys(ax: Any, starred: bool = False) -> list[Any]:
                 Line2D([], [], color="black", linestyle="--", marker="o", mfc="white",
                        label="predicted by the model")]  # fmt: skip
     if starred:
-        handles.append(Line2D([], [], color="black", marker="*", linestyle="none", ms=11,
-                              label="k the model recommends"))  # fmt: skip
+        handles += [Line2D([], [], color="black", linestyle="-.",
+                           label="predicted, verify cost as measured"),
+                    Line2D([], [], color="black", marker="*", linestyle="none", ms=11,
+                           label="k the model recommends"),
+                    Line2D([], [], color="black", marker="*", mfc="white", linestyle="none",
+                           ms=11, label="k it recommends with the verify cost")]  # fmt: skip
     return handles
 
 

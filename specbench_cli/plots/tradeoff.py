@@ -7,11 +7,12 @@ import math
 from pathlib import Path
 from typing import Any
 
+from matplotlib.lines import Line2D
+
 from specbench_cli.plots.data import Point, varying
-from specbench_cli.plots.style import Palette, legend, new_figure, save
+from specbench_cli.plots.style import Palette, legend, marker_for, new_figure, save
 
 MAX_PANELS = 4  # quality metrics shown side by side
-MAX_LABELS = 16  # points annotated with their grid values when there are at most this many
 
 
 def pareto_front(pairs: list[tuple[float, float]], higher_y_better: bool) -> list[int]:
@@ -34,23 +35,42 @@ def _tag(point: Point, axes: list[str]) -> str:
                      if point.value(a) is not None)  # fmt: skip
 
 
+class Markers:
+    """A marker per combination of the swept settings (k, temperature, ...); colour is the
+    strategy with its parameters."""
+
+    def __init__(self, points: list[Point]) -> None:
+        self.axes = [a for a in varying(points) if "." not in a]
+        combos = list(dict.fromkeys(self.combo(p) for p in points))
+        self._index = {c: i for i, c in enumerate(combos)}
+
+    def combo(self, point: Point) -> tuple:
+        return tuple(point.value(a) for a in self.axes)
+
+    def marker(self, point: Point) -> str:
+        return marker_for(self._index[self.combo(point)])
+
+    def handles(self) -> list[Any]:
+        if not self.axes:
+            return []
+        return [Line2D([], [], color="grey", marker=marker_for(i), linestyle="none",
+                       label=", ".join(f"{a}={v}" for a, v in zip(self.axes, combo,
+                                                                  strict=True)))
+                for combo, i in self._index.items()]  # fmt: skip
+
+
 def _panel(ax: Any, points: list[Point], ys: list[float], errors: list[tuple],
-           higher_y_better: bool, palette: Palette, tags: list[str]) -> list[int]:  # fmt: skip
-    """Scatter with CI bars, colour per strategy, the Pareto front as a dashed step line."""
-    seen = set()
-    for p, y, (low, high), tag in zip(points, ys, errors, tags, strict=True):
-        colour = palette.colour(p.strategy)
+           higher_y_better: bool, palette: Palette, markers: Markers) -> list[int]:  # fmt: skip
+    """Scatter with 95% interval bars (colour per strategy, marker per swept settings), the
+    Pareto front ringed, joined and labelled with its settings."""
+    for p, y, (low, high) in zip(points, ys, errors, strict=True):
         ci = p.row.get("speedup_ci") or []
         xerr = ([[p.row["speedup"] - ci[0]], [ci[1] - p.row["speedup"]]]
                 if len(ci) == 2 and None not in ci else None)  # fmt: skip
         yerr = [[y - low], [high - y]] if low is not None and high is not None else None
-        ax.errorbar([p.row["speedup"]], [y], xerr=xerr, yerr=yerr, fmt="o", color=colour,
-                    ms=7, capsize=2, lw=0.8, alpha=0.9,
-                    label=None if p.strategy in seen else p.strategy)  # fmt: skip
-        seen.add(p.strategy)
-        if tag and len(points) <= MAX_LABELS:
-            ax.annotate(tag, (p.row["speedup"], y), textcoords="offset points", xytext=(5, 5),
-                        fontsize=7.5, color="#333333")  # fmt: skip
+        ax.errorbar([p.row["speedup"]], [y], xerr=xerr, yerr=yerr, fmt=markers.marker(p),
+                    color=palette.colour(p.strategy), ms=7, capsize=2, lw=0.8, alpha=0.9,
+                    label=p.strategy)  # fmt: skip
     front = pareto_front([(p.row["speedup"], y) for p, y in zip(points, ys, strict=True)],
                          higher_y_better)  # fmt: skip
     fx = [points[i].row["speedup"] for i in front]
@@ -58,6 +78,11 @@ def _panel(ax: Any, points: list[Point], ys: list[float], errors: list[tuple],
     ax.plot(fx, fy, linestyle="-", color="black", lw=1.0, alpha=0.6, zorder=0)
     ax.scatter(fx, fy, s=170, facecolors="none", edgecolors="black", lw=1.3,
                label="Pareto front", zorder=3)  # fmt: skip
+    for i, x, y in zip(front, fx, fy, strict=True):
+        label = ", ".join([points[i].strategy] + ([_tag(points[i], markers.axes)]
+                                                   if markers.axes else []))  # fmt: skip
+        ax.annotate(label, (x, y), textcoords="offset points", xytext=(7, 7), fontsize=7.5,
+                    color="#222222")  # fmt: skip
     ax.axvline(1.0, color="grey", lw=1, linestyle=":")
     return front
 
@@ -69,6 +94,7 @@ def quality_vs_speedup(points: list[Point], palette: Palette, output: Path) -> l
         return []
     metrics = metrics[:MAX_PANELS]
     axes_names = list(varying(points))
+    markers = Markers(points)
     fig, axes = new_figure(len(metrics), width=5.6, height=4.6)
     rows: list[list[Any]] = []
     for ax, metric in zip(axes, metrics, strict=True):
@@ -76,15 +102,14 @@ def quality_vs_speedup(points: list[Point], palette: Palette, output: Path) -> l
         deltas = [p.row["quality_delta"][metric] for p in chosen]
         ys = [d["value"] for d in deltas]
         errors = [(d.get("low"), d.get("high")) for d in deltas]
-        front = _panel(ax, chosen, ys, errors, True, palette,
-                       [_tag(p, axes_names) for p in chosen])  # fmt: skip
+        front = _panel(ax, chosen, ys, errors, True, palette, markers)
         ax.axhline(0.0, color="grey", lw=1, linestyle=":")
         ax.set(title=f"{metric}: quality delta vs speedup", xlabel="speedup (x)",
                ylabel=f"{metric} delta vs baseline (95% CI)")  # fmt: skip
         rows += [[metric, p.strategy, _tag(p, axes_names), p.row["speedup"], y, lo, hi,
                   i in front] for i, (p, y, (lo, hi)) in enumerate(zip(chosen, ys, errors,
                                                                         strict=True))]
-    legend(fig, _unique_handles(axes))
+    legend(fig, _unique_handles(axes) + markers.handles())
     return save(fig, output, "quality_vs_speedup",
                 ["metric", "strategy", "point", "speedup", "quality_delta", "delta_ci_low",
                  "delta_ci_high", "pareto"], rows)  # fmt: skip
@@ -98,11 +123,11 @@ def divergence_vs_speedup(points: list[Point], palette: Palette, output: Path) -
     axes_names = list(varying(points))
     fig, (ax,) = new_figure(1, width=7.2, height=4.8)
     ys = [_kl(p) for p in chosen]
-    front = _panel(ax, chosen, ys, [(None, None)] * len(chosen), False, palette,
-                   [_tag(p, axes_names) for p in chosen])  # fmt: skip
+    markers = Markers(points)
+    front = _panel(ax, chosen, ys, [(None, None)] * len(chosen), False, palette, markers)
     ax.set(title="Divergence vs speedup (lower right is better)", xlabel="speedup (x)",
            ylabel="KL(output law || target) per token")  # fmt: skip
-    legend(fig, _unique_handles([ax]))
+    legend(fig, _unique_handles([ax]) + markers.handles())
     rows = [[p.strategy, _tag(p, axes_names), p.row["speedup"], y, i in front]
             for i, (p, y) in enumerate(zip(chosen, ys, strict=True))]  # fmt: skip
     return save(fig, output, "divergence_vs_speedup",

@@ -17,6 +17,9 @@ gets `{}` (no score, not zero). Metrics and their per-prompt scales:
 |             |                      | `default`); else `test` and `entry_point` extras ->      |
 |             |                      | humaneval; else by Spec-Bench category, see              |
 |             |                      | `CATEGORY_SCORERS`                                       |
+| task        | task_score           | 0..1: the main metric of the prompt's `extra.scorer`     |
+|             |                      | (`MAIN_METRICS`: rougeL, chrF/100, contains, exact_match,|
+|             |                      | pass@1), one figure for suites that mix tasks (default)  |
 
 Normalisation for `qa` and `rag` (SQuAD's): lowercase; drop punctuation; drop the articles
 "a", "an", "the"; collapse whitespace. `contains` matches whole words: " nile river " contains
@@ -190,6 +193,23 @@ def score_humaneval(prompt: Prompt, answers: list[str]) -> dict[str, float]:
     completion = extract_completion(_last(answers), extra["entry_point"])
     result = check_completion(extra, completion)
     return {"pass@1": float(result.ok)}
+
+
+# each task scorer's main metric and the factor that puts it on a 0..1 scale, for `task`
+MAIN_METRICS = {"rouge": ("rougeL", 1.0), "translation": ("chrf", 0.01), "qa": ("contains", 1.0),
+                "rag": ("contains", 1.0), "math": ("exact_match", 1.0),
+                "humaneval": ("pass@1", 1.0)}  # fmt: skip
+
+
+def score_task(prompt: Prompt, answers: list[str]) -> dict[str, float]:
+    """One `task_score` in 0..1 for mixed suites: the main metric of the prompt's own scorer
+    (`extra.scorer`), so prompts of different tasks average into one quality figure."""
+    name = prompt.extra.get("scorer")
+    if name not in MAIN_METRICS:
+        return {}
+    metric, scale = MAIN_METRICS[name]
+    value = get_scorer(name)(prompt, answers).get(metric)
+    return {} if value is None else {"task_score": value * scale}
 
 
 def score_auto(prompt: Prompt, answers: list[str]) -> dict[str, float]:
