@@ -30,7 +30,7 @@ def record_key(record: PromptRecord) -> RecordKey:
 
 
 def latest_records(records: Iterable[PromptRecord]) -> list[PromptRecord]:
-    """One record per key, the last one written, in the order keys first appeared."""
+    """One record per key, the last one written, in the order those were written."""
     latest: dict[RecordKey, PromptRecord] = {}
     for record in records:
         key = record_key(record)

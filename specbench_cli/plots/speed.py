@@ -54,7 +54,9 @@ def _predicted(axes: tuple[Any, Any], s: Series, colour: str,
     ax_s, ax_t = axes
     if len(s.points) == 1:
         point = s.points[0]
-        limit = max(MODEL_K, 2 * point.value("k"))
+        model = point.row.get("speedup_model") or {}
+        bests = [m["recommended_k"] for m in (model, model.get("calibrated")) if m]
+        limit = max(MODEL_K, 2 * point.value("k"), *bests)  # both stars in view
         rows: list[list[Any]] = []
         for calibrated, line in ((False, "--"), (True, "-.")):
             curve = model_curve(point, limit, calibrated)
@@ -62,8 +64,8 @@ def _predicted(axes: tuple[Any, Any], s: Series, colour: str,
                 continue
             ks, speed, tokens = (list(column) for column in zip(*curve, strict=True))
             ax_s.plot(ks, speed, linestyle=line, color=colour, lw=1.2)
-            ax_t.plot(ks, tokens, linestyle=line, color=colour, lw=1.2)
-            model = point.row["speedup_model"]
+            if not calibrated:  # tokens per pass do not depend on the costs
+                ax_t.plot(ks, tokens, linestyle=line, color=colour, lw=1.2)
             best = (model.get("calibrated") if calibrated else model)["recommended_k"]
             if best <= len(curve):
                 ax_s.plot([best], [speed[best - 1]], marker="*", ms=14, linestyle="none",

@@ -95,7 +95,7 @@ def quality_vs_speedup(points: list[Point], palette: Palette, output: Path) -> l
     metrics = metrics[:MAX_PANELS]
     axes_names = list(varying(points))
     markers = Markers(points)
-    fig, axes = new_figure(len(metrics), width=5.6, height=4.6)
+    fig, axes = new_figure(len(metrics), width=8.0 if len(metrics) == 1 else 5.6, height=4.8)
     rows: list[list[Any]] = []
     for ax, metric in zip(axes, metrics, strict=True):
         chosen = [p for p in points if metric in (p.row.get("quality_delta") or {})]
@@ -104,7 +104,7 @@ def quality_vs_speedup(points: list[Point], palette: Palette, output: Path) -> l
         errors = [(d.get("low"), d.get("high")) for d in deltas]
         front = _panel(ax, chosen, ys, errors, True, palette, markers)
         ax.axhline(0.0, color="grey", lw=1, linestyle=":")
-        ax.set(title=f"{metric}: quality delta vs speedup", xlabel="speedup (x)",
+        ax.set(title=f"Quality vs speedup: {metric} (upper right is better)", xlabel="speedup (x)",
                ylabel=f"{metric} delta vs baseline (95% CI)")  # fmt: skip
         rows += [[metric, p.strategy, _tag(p, axes_names), p.row["speedup"], y, lo, hi,
                   i in front] for i, (p, y, (lo, hi)) in enumerate(zip(chosen, ys, errors,
