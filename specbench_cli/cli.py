@@ -15,8 +15,11 @@ from specbench_cli import __version__
 from specbench_cli.commands import kernels as kernels_cmd
 from specbench_cli.commands import suites as suites_cmd
 from specbench_cli.commands.compare import compare as compare_cmd
+from specbench_cli.commands.export import export as export_cmd
+from specbench_cli.commands.plot import plot as plot_cmd
 from specbench_cli.commands.run import run as run_cmd
 from specbench_cli.commands.strategies import strategies as strategies_cmd
+from specbench_cli.commands.sweep import sweep as sweep_cmd
 from specbench_cli.errors import EXIT_BAD_INPUT, SpecbenchError, shorten
 from specbench_cli.interrupts import Interrupted, stop_signals_raise
 
@@ -29,10 +32,13 @@ app = typer.Typer(
     rich_markup_mode=None,  # click's plain help: fits 80 columns, no `<bool>` on flags
 )
 app.command("run")(run_cmd)
+app.command("sweep")(sweep_cmd)
 app.command("strategies")(strategies_cmd)
 app.add_typer(suites_cmd.app, name="suites")
 app.add_typer(kernels_cmd.app, name="kernels")
 app.command("compare")(compare_cmd)
+app.command("plot")(plot_cmd)
+app.command("export")(export_cmd)
 
 
 @app.callback()

@@ -43,6 +43,15 @@ def tree_shape(drafter_params: dict[str, Any], k: int) -> dict[str, Any]:
     return {"kind": "tree", "branches": branches, "depth": depth, "nodes": nodes}
 
 
+def draft_shape(strategy: Any, drafter_params: dict[str, Any], k: int) -> dict[str, Any]:
+    """What a contender drafts per step: a chain of k, or the tree `tree_shape` describes."""
+    from specbench_cli.strategies import decodes_trees
+
+    if decodes_trees(strategy, drafter_params):
+        return tree_shape(drafter_params, k)
+    return {"kind": "chain", "branches": 1, "depth": k, "nodes": k}
+
+
 def eos_ids(loaded: Any) -> tuple[int, ...]:
     """Every id that ends generation: the generation config's and the tokenizer's EOS."""
     ids = loaded.model.generation_config.eos_token_id
@@ -59,7 +68,7 @@ def build_contenders(cfg: RunConfig, target: Any, draft: Any, vocab: int,
     from specbench_cli.drafters import DraftContext, build_drafter
     from specbench_cli.drafters.draft_length import with_draft_length
     from specbench_cli.sampling import SamplingConfig
-    from specbench_cli.strategies import decodes_trees, parse_strategy_spec
+    from specbench_cli.strategies import parse_strategy_spec
 
     sampling = SamplingConfig(cfg.temperature, cfg.top_k, cfg.top_p)
     eos = eos_ids(target)
@@ -70,14 +79,13 @@ def build_contenders(cfg: RunConfig, target: Any, draft: Any, vocab: int,
         strategy = parse_strategy_spec(strategy_spec, backend=backend)
         own = dataclasses.replace(context, memory=RunMemory())  # never shared between contenders
         drafter = build_drafter(spec, own)
-        if decodes_trees(strategy, drafter.params):  # trees set their own size: no length policy
+        shape = draft_shape(strategy, drafter.params, cfg.k)
+        if shape["kind"] == "tree":  # trees set their own size: no length policy
             from specbench_cli.tree_engine import TreeEngine
 
-            shape = tree_shape(drafter.params, cfg.k)
             engine = TreeEngine(target.model, vocab, sampling, strategy, drafter, shape["depth"],
                                 eos, noise_mode=cfg.noise_mode)  # fmt: skip
         else:
-            shape = {"kind": "chain", "branches": 1, "depth": cfg.k, "nodes": cfg.k}
             audit = DivergenceAudit(strategy) if cfg.audit and not strategy.lossless else None
             drafter = with_draft_length(drafter, cfg.draft_length, cfg.k)
             engine = Engine(target.model, vocab, sampling, strategy, drafter, cfg.k, eos,

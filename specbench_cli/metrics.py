@@ -18,8 +18,10 @@ from typing import Any
 
 import numpy as np
 
+from specbench_cli.acceptance import PositionCounts, count_positions
 from specbench_cli.bootstrap import mean_difference, paired_interval
 from specbench_cli.results import BASELINE, PromptRecord, ResultRow, throughput_wall_s
+from specbench_cli.speedup_model import model_summary
 
 
 def _ok(records: list[PromptRecord]) -> list[PromptRecord]:
@@ -32,29 +34,51 @@ def acceptance_counts(records: list[PromptRecord], k: int) -> dict[str, Any]:
         from specbench_cli.serving.counts import engine_acceptance
 
         return engine_acceptance(records)
-    steps = drafted = accepted = emitted = 0
-    pos_drafted = [0] * k
-    pos_accepted = [0] * k
-    for r in records:
-        for a, n in zip(r.get("accepted_lengths", []), r.get("drafted_lengths", []), strict=True):
-            steps += 1
-            drafted += n
-            accepted += a
-            for i in range(min(n, k)):
-                pos_drafted[i] += 1
-                pos_accepted[i] += i < a
+    positions = count_positions(
+        (pair for r in records
+         for pair in zip(r.get("accepted_lengths", []), r.get("drafted_lengths", []),
+                         strict=True)), k)  # fmt: skip
     forward = sum(r.get("target_forward_passes", 0) for r in records)
     emitted = sum(r.get("new_tokens", 0) for r in records)
+    drafted = sum(positions.drafted)
     return {
         # tokens per target forward pass; the prefill pass emits the first token
         "mean_accepted_tokens": emitted / forward if forward else 0.0,
-        "acceptance_rate": accepted / drafted if drafted else None,
-        "per_position_acceptance": [
-            a / d if d else 0.0 for a, d in zip(pos_accepted, pos_drafted, strict=True)
-        ],
+        "acceptance_rate": sum(positions.accepted) / drafted if drafted else None,
+        "per_position_acceptance": positions.joint(),
+        "per_position_acceptance_conditional": positions.conditional(),
+        "per_position_acceptance_unconditional": positions.unconditional(),
+        "accepted_length_histogram": positions.histogram,
         "target_forward_passes": forward,
-        "steps": steps,
+        "steps": positions.steps,
+        "drafting_steps": positions.drafting_steps,
+        "positions": positions,
     }
+
+
+def decode_step_s(records: list[PromptRecord]) -> float | None:
+    """Mean time of one decoding step (prefills excluded) over the records; None if none.
+    Records without `prefill_s` (older files) count their first turn's prefill only."""
+    time = sum(r["wall_s"] - r.get("prefill_s", r.get("ttft_s", 0.0)) for r in records)
+    steps = sum(r["target_forward_passes"] - len(r.get("output_text") or [None])
+                for r in records)  # fmt: skip
+    return time / steps if steps > 0 and time > 0 else None
+
+
+def speedup_model_row(records: list[PromptRecord], baseline: list[PromptRecord],
+                      positions: PositionCounts, k: int) -> dict[str, Any] | None:  # fmt: skip
+    """The model's prediction from this contender's acceptance profile and its measured cost
+    ratio c = (drafter time per drafted token) / (the baseline's time per decoding step)."""
+    target_step = decode_step_s(baseline)
+    drafted = sum(positions.drafted)
+    if target_step is None or not drafted:
+        return None
+    cost_ratio = sum(r["draft_s"] for r in records) / drafted / target_step
+    own_step = decode_step_s(records)
+    drafting = sum(r["draft_s"] for r in records) / max(positions.steps, 1)
+    # the model charges a verify pass as one ordinary step; this is what it measured to cost
+    verify_ratio = (own_step - drafting) / target_step if own_step else None
+    return model_summary(positions.reach(), positions.tail(), cost_ratio, k, verify_ratio)
 
 
 def tokens_per_second(records: list[PromptRecord]) -> float:
@@ -144,9 +168,10 @@ def aggregate(
             "num_paired": len(paired),
             "mean_accepted_tokens": counts["mean_accepted_tokens"],
             "acceptance_rate": counts["acceptance_rate"],
-            "per_position_acceptance": counts["per_position_acceptance"]
-            if strategy != BASELINE else [],
+            **_position_forms(counts, strategy == BASELINE),
             "target_forward_passes": counts["target_forward_passes"],
+            "steps": counts["steps"],
+            "drafting_steps": counts.get("drafting_steps"),
             "time_to_first_token_s": statistics.median(ttfts) if ttfts else None,
             "time_per_token_median_s": tpot_median,
             "time_per_token_p90_s": tpot_p90,
@@ -155,6 +180,10 @@ def aggregate(
             "divergence": _divergence(ok),
             "quality": _quality(ok),
             "quality_delta": {} if strategy == BASELINE else _quality_delta(paired, baseline),
+            # the model describes chains; trees and server counts have no per-step profile
+            "speedup_model": None if strategy == BASELINE or shape.get("kind") == "tree"
+            or counts.get("positions") is None
+            else speedup_model_row(paired, base_paired, counts["positions"], k),
         }
         rows.append(row)
     rows.sort(key=lambda r: (r["suite"], r["category"] or "", r["strategy"] != BASELINE,
@@ -173,6 +202,16 @@ def _draft_share(records: list[PromptRecord], wall: float) -> float | None:
     if None in draft:
         return None
     return sum(draft) / wall if wall else 0.0
+
+
+POSITION_FORMS = ("per_position_acceptance", "per_position_acceptance_conditional",
+                  "per_position_acceptance_unconditional", "accepted_length_histogram")
+
+
+def _position_forms(counts: dict[str, Any], baseline: bool) -> dict[str, list | None]:
+    """The per-position figures of a row; empty lists for the baseline (nothing drafted),
+    None where the records cannot tell (a serving engine reports only some)."""
+    return {name: [] if baseline else counts.get(name) for name in POSITION_FORMS}
 
 
 def _mean_nodes(records: list[PromptRecord]) -> float:

@@ -35,13 +35,14 @@ def _new_record(c: Contender, suite: str, prompt: Prompt, cfg: RunConfig, max_ne
         "max_new_tokens": max_new, "truncated": False, "wall_s": 0.0, "batch_share_s": 0.0,
         "draft_s": 0.0, "verify_s": 0.0, "ttft_s": 0.0, "target_forward_passes": 0,
         "accepted_lengths": [], "drafted_lengths": [], "drafted_nodes": [], "kl_sum": 0.0,
-        "tv_sum": 0.0, "drafted_positions": 0, "turns": [],
+        "tv_sum": 0.0, "drafted_positions": 0, "turns": [], "prefill_s": 0.0,
     }
 
 
 def _add_step(record: PromptRecord, step: StepRecord, turn: int) -> None:
     record["wall_s"] += step.step_s
     if step.prefill:
+        record["prefill_s"] += step.step_s
         if turn == 0:
             record["ttft_s"] = step.step_s
     else:

@@ -68,6 +68,7 @@ class PromptRecord(TypedDict, total=False):
     draft_s: float  # time inside the drafter
     verify_s: float  # time in target forward passes + acceptance
     ttft_s: float  # time to first token of the first turn
+    prefill_s: float  # prefill steps of every turn (the rest of wall_s is decoding steps)
     target_forward_passes: int  # prefill + one per step
     accepted_lengths: list[int]  # accepted drafts (tree: accepted path length) per speculative step
     drafted_lengths: list[int]  # drafted tokens (tree: depth of the verified tree) per step

@@ -59,27 +59,33 @@ class RunFolder:
         """Create (or open) and lock the folder for a new run (`runs/<timestamp>` by default).
         Another run holding it, or a run already in it, is bad input."""
         out = Path(output) if output else Path("runs") / datetime.now().strftime("%Y%m%d-%H%M%S")
-        try:
-            created = not out.exists()
-            out.mkdir(parents=True, exist_ok=True)
-            fd = os.open(out / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o666)
-        except OSError as exc:
-            raise BadInput(f"--output {out}: cannot create the run folder "
-                           f"({exc.strerror or exc})") from None  # fmt: skip
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.read(fd, 32).decode(errors="replace").strip() or "?"
-            os.close(fd)
-            raise BadInput(f"--output {out}: another specbench run (pid {holder}) is writing "
-                           "to this folder now; choose a new folder") from None  # fmt: skip
-        folder = cls(out, fd, created)
+        created = not out.exists()
+        folder = cls(out, _lock(out, "--output"), created)
         if previous := describe_previous_run(out):
             folder.release()
             raise BadInput(f"--output {out}: {previous}; choose a new folder")
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         return folder
+
+    @classmethod
+    def reopen(cls, path: str | Path) -> RunFolder:
+        """The folder of an earlier run, locked, to continue it (`--resume`): records are
+        appended after a last line a killed run left unfinished is cut."""
+        folder = Path(path)
+        if not folder.is_dir():
+            raise BadInput(f"--resume {folder}: no such run folder")
+        reopened = cls(folder, _lock(folder, "--resume"), created=False)
+        reopened.drop_partial_line()
+        return reopened
+
+    def drop_partial_line(self) -> None:
+        """Cut a last record line that a killed run left unfinished, so appends start on a
+        line of their own (readers skip such a line; `--resume` reruns its prompt)."""
+        if not self.records_path.is_file():
+            return
+        data = self.records_path.read_bytes()
+        if data and not data.endswith(b"\n"):
+            with self.records_path.open("r+b") as f:
+                f.truncate(data.rfind(b"\n") + 1)
 
     @property
     def records_path(self) -> Path:
@@ -126,6 +132,27 @@ class RunFolder:
         if self._created and not self.records_path.exists() and not self.results_path.exists():
             if {p.name for p in self.path.iterdir()} <= {LOCK_NAME}:
                 shutil.rmtree(self.path, ignore_errors=True)
+
+
+def _lock(out: Path, flag: str) -> int:
+    """Create `out` if needed and take its lock (the pid written into it); bad input when
+    another specbench process holds it."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        fd = os.open(out / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o666)
+    except OSError as exc:
+        raise BadInput(f"{flag} {out}: cannot create the run folder "
+                       f"({exc.strerror or exc})") from None  # fmt: skip
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.read(fd, 32).decode(errors="replace").strip() or "?"
+        os.close(fd)
+        raise BadInput(f"{flag} {out}: another specbench run (pid {holder}) is writing "
+                       "to this folder now; choose a new folder") from None  # fmt: skip
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd
 
 
 def describe_previous_run(folder: Path) -> str | None:

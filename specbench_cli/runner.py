@@ -109,15 +109,21 @@ def load_models(cfg: RunConfig, target_src: Any, draft_src: Any,
     return Models(target, draft, vocab, backend)
 
 
+def run_environment(models: Models) -> dict[str, Any]:
+    """The machine and libraries of a run, and the verify backend it resolved to."""
+    from specbench_cli.environment import environment
+
+    return {**environment(models.target.device), "verify_backend": models.backend}
+
+
 def _execute(cfg: RunConfig, suites: list[Any], models: Models, folder: RunFolder,
              progress: ProgressReport) -> RunOutcome:  # fmt: skip
     from specbench_cli.bootstrap import method_info
     from specbench_cli.contenders import build_contenders, strategy_info
-    from specbench_cli.environment import environment
     from specbench_cli.metrics import aggregate
 
     contenders = build_contenders(cfg, models.target, models.draft, models.vocab, models.backend)
-    env = {**environment(models.target.device), "verify_backend": models.backend}
+    env = run_environment(models)
     progress.stage(f"warm-up ({cfg.warmup} untimed generation(s) per contender)")
     warm_up(contenders, suites, models.target.tokenizer, cfg)
     stop: Interrupted | None = None

@@ -255,6 +255,7 @@ def _build(header: SuiteHeader | None, path: Path, shown: str, source: str, stem
             header = _parse_header(obj["suite"], where)
             continue
         kind, prompt = parse_record(obj, header.format if header else "auto", where, lineno)
+        _check_prompt_scorer(prompt, where)
         if header is not None and header.template is not None:
             first = header.template.replace("{prompt}", prompt.turns[0])
             prompt = replace(prompt, turns=(first, *prompt.turns[1:]))
@@ -278,10 +279,24 @@ def _build(header: SuiteHeader | None, path: Path, shown: str, source: str, stem
     )
 
 
+def _check_prompt_scorer(prompt: Prompt, where: str) -> None:
+    """`extra.scorer` names the scorer that `auto` and `task` use for this one prompt."""
+    if "scorer" not in prompt.extra:
+        return
+    from specbench_cli.quality import SCORERS
+
+    name = prompt.extra["scorer"]
+    try:
+        if SCORERS.check(name) in ("auto", "task"):
+            raise ValueError(f"a prompt's own scorer cannot be {name!r}")
+    except ValueError as exc:
+        raise BadInput(f"{where}: extra.scorer: {exc}") from None
+
+
 def _default_scorer(kinds: set[str], prompts: list[Prompt]) -> str | None:
     """Headerless files: HumanEval rows -> humaneval; anything with references -> auto."""
     if kinds == {"humaneval"}:
         return "humaneval"
-    if any(p.references or "test" in p.extra for p in prompts):
+    if any(p.references or "test" in p.extra or "scorer" in p.extra for p in prompts):
         return "auto"
     return None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -112,19 +112,10 @@ def run(
         "--wide", help="Show every column and full labels, however wide the table gets.")] = False,
 ) -> None:
     """Run the baseline and the strategies over suites and print the results table."""
+    flags = dict(locals())  # first: the flags only
     from specbench_cli.config import build_config, to_yaml
 
-    overrides = {
-        "target": target, "draft": draft, "drafter": drafter, "draft_length": draft_length,
-        "strategies": strategy,
-        "suites": suite, "limit": limit, "k": k, "temperature": temperature, "top_k": top_k,
-        "top_p": top_p, "max_new_tokens": max_new_tokens, "seed": seed, "dtype": dtype,
-        "trust_remote_code": trust_remote_code, "output": output, "backend": backend,
-        "noise_mode": noise_mode, "chat_template": chat_template, "audit": audit,
-        "warmup": warmup, "batch_size": batch_size, "server": server,
-        "baseline_server": baseline_server, "engine": engine, "concurrency": concurrency,
-    }
-    cfg = build_config(config, overrides)
+    cfg = build_config(config, flag_overrides(flags))
     if print_config:
         from specbench_cli.runner import preflight
 
@@ -134,17 +125,29 @@ def run(
     _run(cfg, wide)
 
 
+def flag_overrides(flags: dict[str, Any]) -> dict[str, Any]:
+    """RunConfig values from `run`'s flags by name (None: not given; `config`, `print_config`
+    and `wide` are not settings)."""
+    renamed = {"strategy": "strategies", "suite": "suites"}
+    return {renamed.get(name, name): value for name, value in flags.items()
+            if name not in ("config", "print_config", "wide")}
+
+
 run.__doc__ = (run.__doc__ or "") + "\n" + RUN_EXAMPLES
 
 
 def _run(cfg, wide: bool) -> None:
     from specbench_cli.progress import open_progress
     from specbench_cli.report import print_results
+    from specbench_cli.results import BASELINE
     from specbench_cli.runner import execute
+    from specbench_cli.views import acceptance_view
 
     with open_progress(err) as progress:
         outcome = execute(cfg, progress)
     print_results(outcome.results, wide=wide)
+    if any(r["strategy"] != BASELINE for r in outcome.results["results"]):
+        out.print(acceptance_view(outcome.results))
     folder = outcome.folder
     err.print(f"results: {folder}/results.json, per-prompt records: {folder}/records.jsonl",
               highlight=False, soft_wrap=True)

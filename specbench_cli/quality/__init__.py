@@ -38,6 +38,7 @@ SCORERS = Registry("scorer", {
     "qa": f"{_SCORING}:score_qa",
     "rag": f"{_SCORING}:score_rag",
     "rouge": f"{_SCORING}:score_rouge",
+    "task": f"{_SCORING}:score_task",
     "translation": f"{_SCORING}:score_translation",
 })  # fmt: skip
 

