@@ -1,53 +1,89 @@
-"""Engine overhead per speculative step with the PyTorch reference verifier vs compiled kernels.
+"""Engine overhead per speculative step: the PyTorch reference verifier vs the compiled kernel.
 
-Default model, temperature 1, n-gram drafter, SpS and Cactus; for every prompt each backend runs
-back to back (same seeds, so the same tokens: the backends agree exactly). Overhead is the step
-time outside model forward passes (drafting, logit processing, verification, cache bookkeeping)
-as a share of step time; the kernel should lower that share. The verify time
-(logit processing, softmax, noise and the acceptance rule) is reported over drafted steps only,
-for each final-token noise mode (race draws V variates per step, icdf one uniform).
+Default model, temperature 1, n-gram drafter, SpS and Cactus; for every prompt each contender
+runs back to back (same seeds). Contenders: the reference (`--backend torch`); the CPU kernel fed
+probabilities that `sampling.py` computed in torch (the engine's flow before the kernel took
+logits: "probs in"); and the CPU kernel fed the raw logits, which it turns into laws itself (the
+engine's flow now: "logits in"). Overhead is the step time outside model forward passes
+(drafting, logit processing, verification, cache bookkeeping) as a share of step time. The
+verify time (logit processing, softmax and the acceptance rule) is reported over drafted steps
+only, with its ratio to the reference, as wall time (what the engine records) and as the calling
+thread's CPU time (which a machine shared with other jobs disturbs far less; it counts all the
+work when torch runs on one thread). Tokens must be identical across contenders.
 
 Run: .venv/bin/python benchmarks/bench_engine_overhead.py [--per-suite 2] [--max-new-tokens 64]
-     [--noise-mode race] [--noise-mode icdf]
+     [--threads N]  (1 gives steadier figures on a machine shared with other jobs)
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
+import time
 
+import torch
 from common import default_model_and_prompts
 
 from specbench_cli.backends import resolve_backend
 from specbench_cli.drafters.ngram import NgramDrafter
 from specbench_cli.engine import Engine
-from specbench_cli.sampling import SamplingConfig
+from specbench_cli.sampling import SamplingConfig, process_logits, to_probs
 from specbench_cli.strategies import get_strategy
+
+
+class ProbsInEngine(Engine):
+    """The engine with its verify step as it was before the kernel took logits: laws computed
+    by `sampling.py` in torch, then `Strategy.verify` on probabilities."""
+
+    def _verify(self, logits: torch.Tensor, drafts: list[int], draft_probs: torch.Tensor | None,
+                gen: torch.Generator) -> tuple[int, int]:  # fmt: skip
+        processed = process_logits(logits, self.sampling)
+        x = torch.tensor([drafts], device=logits.device)
+        p = None if self.sampling.greedy or draft_probs is None else draft_probs[None]
+        result = self.strategy.verify(to_probs(processed, self.sampling)[None], p, x, gen,
+                                      target_logits=processed[None], validate=False)
+        accepted = int(result.num_accepted[0])
+        return accepted, int(result.tokens[0, accepted])
+
+
+def timed(engine: Engine, cpu_ms: list[float]) -> Engine:
+    """`engine` with the CPU time of each verify step appended to `cpu_ms`."""
+    verify = engine._verify
+
+    def timed_verify(*args: object) -> tuple[int, int]:
+        t0 = time.thread_time()
+        out = verify(*args)
+        cpu_ms.append(1000 * (time.thread_time() - t0))
+        return out
+
+    engine._verify = timed_verify  # type: ignore[method-assign]
+    return engine
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--per-suite", type=int, default=2)
     ap.add_argument("--max-new-tokens", type=int, default=64)
-    ap.add_argument("--noise-mode", action="append", choices=("race", "icdf"),
-                    help="final-token noise mode(s) to time (default: race and icdf)")
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: leave as is)")
     args = ap.parse_args()
-    modes = args.noise_mode or ["race", "icdf"]
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
     m, eos, ids_list = default_model_and_prompts(args.per_suite)
     sampling = SamplingConfig(temperature=1.0)
-    backends = ("torch", resolve_backend("cpu", "cpu"))
-    print(f"backends: {backends} (the second falls back to torch if the kernel cannot build)")
-    runs = [(b, mode) for mode in modes for b in backends]
+    kernel = resolve_backend("cpu", "cpu")
+    print(f"compiled backend: {kernel} (torch if the kernel cannot build)")
+    runs = {"torch": ("torch", Engine), f"{kernel} probs in": (kernel, ProbsInEngine),
+            f"{kernel} logits in": (kernel, Engine)}  # fmt: skip
     for name in ("sps", "cactus"):
-        share: dict[tuple, list[float]] = {r: [] for r in runs}
-        verify_ms: dict[tuple, list[float]] = {r: [] for r in runs}
-        outputs: dict[tuple, list[list[int]]] = {r: [] for r in runs}
+        share: dict[str, list[float]] = {r: [] for r in runs}
+        verify_ms: dict[str, list[float]] = {r: [] for r in runs}
+        cpu_ms: dict[str, list[float]] = {r: [] for r in runs}
+        outputs: dict[str, list[list[int]]] = {r: [] for r in runs}
         for ids in ids_list:
-            for run in runs:  # interleaved per prompt, so drift hits every contender alike
-                backend, mode = run
-                strategy = get_strategy(name, backend=backend)
-                engine = Engine(m.model, m.vocab_size, sampling, strategy, NgramDrafter(), 4, eos,
-                                noise_mode=mode)
+            for run, (backend, engine_cls) in runs.items():  # interleaved per prompt
+                engine = timed(engine_cls(m.model, m.vocab_size, sampling,
+                                          get_strategy(name, backend=backend), NgramDrafter(), 4,
+                                          eos), cpu_ms[run])  # fmt: skip
                 over = total = 0.0
                 tokens: list[int] = []
                 for step in engine.generate(ids, args.max_new_tokens, seed=0):
@@ -59,14 +95,16 @@ def main() -> None:
                             verify_ms[run].append(1000 * step.verify_s)
                 share[run].append(over / total)
                 outputs[run].append(tokens)
-        for mode in modes:
-            same = outputs[(backends[0], mode)] == outputs[(backends[1], mode)]
-            print(f"{name}, {mode} noise: identical tokens across backends: {same}")
+        same = all(out == outputs["torch"] for out in outputs.values())
+        print(f"{name}: identical tokens across contenders: {same}")
+        reference = statistics.median(verify_ms["torch"])
+        reference_cpu = statistics.median(cpu_ms["torch"])
         for run in runs:
-            print(f"  {run[0]:6s} {run[1]:4s} overhead median "
-                  f"{100 * statistics.median(share[run]):.2f}% of step time, verify median "
-                  f"{statistics.median(verify_ms[run]):.3f} ms per drafted step "
-                  f"({len(verify_ms[run])} steps)")
+            verify, cpu = statistics.median(verify_ms[run]), statistics.median(cpu_ms[run])
+            print(f"  {run:16s} overhead median {100 * statistics.median(share[run]):.2f}% of "
+                  f"step time; verify median per drafted step {verify:.3f} ms wall "
+                  f"({reference / verify:.2f}x the reference), {cpu:.3f} ms CPU "
+                  f"({reference_cpu / cpu:.2f}x); {len(verify_ms[run])} steps")
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from specbench_cli.choices import BACKENDS, DTYPES, NOISE_MODES
+from specbench_cli.choices import BACKENDS, DTYPES
 from specbench_cli.errors import BadInput
 
 DEFAULT_STRATEGIES = ("sps", "tas", "cactus")
@@ -38,7 +38,6 @@ class RunConfig:
     trust_remote_code: bool = False
     chat_template: bool = True
     backend: str = "auto"  # verify kernels: auto | torch | cpu | cuda (auto: fastest available)
-    noise_mode: str = "race"  # final-token noise (docs/randomness.md): race | icdf
     warmup: int = 1  # untimed warm-up generations per engine
     audit: bool = True  # divergence audit of lossy strategies (untimed)
     output: str | None = None  # run folder; None -> runs/<timestamp>
@@ -123,8 +122,6 @@ def validate(cfg: RunConfig) -> None:
         (cfg.dtype in DTYPES, f"--dtype must be one of {', '.join(DTYPES)} (got {cfg.dtype})"),
         (cfg.backend in BACKENDS,
          f"--backend must be one of {', '.join(BACKENDS)} (got {cfg.backend})"),
-        (cfg.noise_mode in NOISE_MODES,
-         f"--noise-mode must be one of {', '.join(NOISE_MODES)} (got {cfg.noise_mode})"),
         (bool(cfg.strategies), "at least one --strategy is needed"),
         (bool(cfg.suites), "at least one --suite is needed"),
     ]

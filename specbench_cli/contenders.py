@@ -48,7 +48,7 @@ def build_contenders(cfg: RunConfig, target: Any, draft: Any, vocab: int,
         strategy = parse_strategy_spec(strategy_spec, backend=backend)
         audit = DivergenceAudit(strategy) if cfg.audit and not strategy.lossless else None
         engine = Engine(target.model, vocab, sampling, strategy, build_drafter(spec, context),
-                        cfg.k, eos, noise_mode=cfg.noise_mode, observer=audit)  # fmt: skip
+                        cfg.k, eos, observer=audit)  # fmt: skip
         contenders.append(Contender(strategy.label, spec, engine))
     return contenders
 

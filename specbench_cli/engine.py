@@ -67,7 +67,6 @@ class Engine:
         drafter: the drafter, or None for the baseline.
         k: tokens drafted per step.
         eos_ids: generation stops after any of these is committed.
-        noise_mode: final-token noise of the verify step, race or icdf (docs/randomness.md).
         observer: called after each verified step, outside its timing (the divergence audit).
     """
 
@@ -80,7 +79,6 @@ class Engine:
         drafter: Drafter | None = None,
         k: int = 4,
         eos_ids: tuple[int, ...] = (),
-        noise_mode: str = "race",
         observer: StepObserver | None = None,
     ):
         self.model = model
@@ -91,7 +89,6 @@ class Engine:
         self.drafter = drafter
         self.k = k if drafter is not None else 0
         self.eos_ids = frozenset(eos_ids)
-        self.noise_mode = noise_mode
         self.observer = observer
         self.sync = device_sync(self.device)
         self._cache_arg = cache_argument(model)
@@ -167,9 +164,9 @@ class Engine:
             self.sync()
             t2 = time.perf_counter()
             if drafts:
-                accepted, emitted, target_probs = self._verify(logits, drafts, draft_probs, gen)
+                accepted, emitted = self._verify(logits, drafts, draft_probs, gen)
             else:
-                accepted, emitted, target_probs = 0, self._emit_plain(logits[-1], gen), None
+                accepted, emitted = 0, self._emit_plain(logits[-1], gen)
             t3 = time.perf_counter()
             new = self._commit(drafts, accepted, emitted)
             # keep pending + accepted drafts; the emitted token becomes the new pending one
@@ -183,19 +180,21 @@ class Engine:
                                 draft_forward_s, t3 - t2)
             if self.observer is not None and drafts:
                 p = None if self.sampling.greedy else draft_probs
-                self.observer(record, target_probs, p, drafts)  # after the clock stopped
+                self.observer(record, self._target_probs(logits), p, drafts)  # clock stopped
             yield record
 
     def _verify(self, logits: torch.Tensor, drafts: list[int], draft_probs: torch.Tensor | None,
-                gen: torch.Generator) -> tuple[int, int, torch.Tensor]:  # fmt: skip
-        processed = process_logits(logits, self.sampling)  # [n_r+1, V]
-        target_probs = to_probs(processed, self.sampling)
+                gen: torch.Generator) -> tuple[int, int]:  # fmt: skip
+        """(accepted, emitted) from the raw logits `[n_r+1, V]`: the strategy's backend applies the
+        sampling settings itself where it can (`Strategy.verify_logits`)."""
         x = torch.tensor([drafts], device=logits.device)
         p = None if self.sampling.greedy or draft_probs is None else draft_probs[None]
-        # inputs come from our own softmax: value checks would cost more than the kernel
-        result = self.strategy.verify(
-            target_probs[None], p, x, generator=gen, target_logits=processed[None],
-            noise_mode=self.noise_mode, validate=False,
-        )
+        # our own model's logits and drafter's laws: value checks would cost more than the kernel
+        result = self.strategy.verify_logits(logits[None], p, x, self.sampling, gen,
+                                             validate=False)  # fmt: skip
         accepted = int(result.num_accepted[0])
-        return accepted, int(result.tokens[0, accepted]), target_probs
+        return accepted, int(result.tokens[0, accepted])
+
+    def _target_probs(self, logits: torch.Tensor) -> torch.Tensor:
+        """The target laws `[n_r+1, V]` of a verified step, for the observer."""
+        return to_probs(process_logits(logits, self.sampling), self.sampling)

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from specbench_cli.choices import NOISE_STREAM
 from specbench_cli.config import RunConfig
 from specbench_cli.errors import BadInput
 from specbench_cli.results import ResultsFile, make_results
@@ -67,7 +68,8 @@ def execute(cfg: RunConfig, progress: Progress | None = None) -> tuple[Path, Res
     except KeyboardInterrupt:
         interrupted = True
     rows = aggregate(folder.records(), strategy_info(contenders), cfg.k)
-    data = make_results(cfg.to_dict(), env, rows, "interrupted" if interrupted else "complete")
+    config = {**cfg.to_dict(), "noise_mode": NOISE_STREAM}  # compare refuses other streams
+    data = make_results(config, env, rows, "interrupted" if interrupted else "complete")
     folder.write_results(data)
     return folder.path, data, interrupted
 

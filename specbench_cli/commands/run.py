@@ -54,9 +54,6 @@ def run(
     backend: Annotated[str | None, typer.Option(
         help="Verification backend: auto (fastest available), torch (reference), cpu or cuda "
              "(compiled kernels).")] = None,
-    noise_mode: Annotated[str | None, typer.Option(
-        help="Final-token noise: race (default; exact on every backend) or icdf (one uniform "
-             "per step; cheaper, same law).")] = None,
     no_chat_template: Annotated[bool, typer.Option(
         "--no-chat-template", help="Feed prompts as plain text.")] = False,
     no_audit: Annotated[bool, typer.Option(
@@ -76,7 +73,6 @@ def run(
         "suites": suite, "limit": limit, "k": k, "temperature": temperature, "top_k": top_k,
         "top_p": top_p, "max_new_tokens": max_new_tokens, "seed": seed, "dtype": dtype,
         "trust_remote_code": trust_remote_code, "output": output, "backend": backend,
-        "noise_mode": noise_mode,
         "chat_template": False if no_chat_template else None,
         "audit": False if no_audit else None,
     }
