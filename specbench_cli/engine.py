@@ -192,8 +192,8 @@ class Engine:
         # our own model's logits and drafter's laws: value checks would cost more than the kernel
         result = self.strategy.verify_logits(logits[None], p, x, self.sampling, gen,
                                              validate=False)  # fmt: skip
-        accepted = int(result.num_accepted[0])
-        return accepted, int(result.tokens[0, accepted])
+        accepted = result.num_accepted.item()
+        return accepted, result.tokens.tolist()[0][accepted]  # one op each: no tensor indexing
 
     def _target_probs(self, logits: torch.Tensor) -> torch.Tensor:
         """The target laws `[n_r+1, V]` of a verified step, for the observer."""

@@ -31,8 +31,8 @@ def checked(target_probs: Tensor, draft_probs: Tensor | None, draft_tokens: Tens
     _expect("draft_probs", draft_probs, (B, k, V), "None or [B, k, V]", optional=True)
     _expect("target_logits", target_logits, (B, k + 1, V), "None or [B, k+1, V]", optional=True)
     _expect("num_drafts", num_drafts, (B,), "None or an integer [B]", optional=True, integer=True)
-    return (target_probs.float(), _float(draft_probs), draft_tokens.long(), _float(target_logits),
-            None if num_drafts is None else num_drafts.long())  # fmt: skip
+    return (_float(target_probs), _float(draft_probs), _long(draft_tokens),
+            _float(target_logits), _long(num_drafts))  # fmt: skip
 
 
 def _step_shape(draft_tokens: Any, target: Any) -> tuple[int, int, int]:
@@ -46,7 +46,13 @@ def _step_shape(draft_tokens: Any, target: Any) -> tuple[int, int, int]:
 
 
 def _float(t: Tensor | None) -> Tensor | None:
-    return None if t is None else t.float()
+    # no call at all when the dtype is right: even a no-op cast costs a dispatch, and the engine's
+    # verify step runs right after a forward pass, with cold caches
+    return t if t is None or t.dtype == torch.float32 else t.float()
+
+
+def _long(t: Tensor | None) -> Tensor | None:
+    return t if t is None or t.dtype == torch.int64 else t.long()
 
 
 @dataclass(frozen=True)
@@ -83,9 +89,8 @@ def checked_logits(target_logits: Tensor, draft_probs: Tensor | None, draft_logi
     _expect("draft_probs", draft_probs, (B, k, V), "None or [B, k, V]", optional=True)
     _expect("draft_logits", draft_logits, (B, k, V), "None or [B, k, V]", optional=True)
     _expect("num_drafts", num_drafts, (B,), "None or an integer [B]", optional=True, integer=True)
-    return LogitsStep(target_logits.float(), _float(draft_probs), _float(draft_logits),
-                      draft_tokens.long(), None if num_drafts is None else num_drafts.long(),
-                      sampling)  # fmt: skip
+    return LogitsStep(_float(target_logits), _float(draft_probs), _float(draft_logits),
+                      _long(draft_tokens), _long(num_drafts), sampling)  # fmt: skip
 
 
 def check_values(target_probs: Tensor, draft_probs: Tensor | None, draft_tokens: Tensor,
