@@ -90,7 +90,7 @@ def law_check(mod: Any, device: str, delta: float, k: int, V: int, n: int, inter
     strategy = get_strategy("cactus", delta=delta)
     g = torch.Generator().manual_seed(seed)
     # a draft far from the target, so that rejections (and recovered tokens) are common
-    one = kernel_checks.make_inputs("random", 1, k, V, "race", g, strategy, scale=1.5,
+    one = kernel_checks.make_inputs("random", 1, k, V, g, strategy, scale=1.5,
                                     draft_noise=2.0)  # fmt: skip
     dev = torch.device(device)
     q = one.target_probs.to(dev).expand(n, -1, -1).contiguous()
@@ -99,7 +99,7 @@ def law_check(mod: Any, device: str, delta: float, k: int, V: int, n: int, inter
     torch.manual_seed(seed)  # the Triton wrapper draws its seed from torch's global generator
     backend = resolve_backend(device, dev)
     ours_kernel = get_strategy("cactus", delta=delta, backend=backend)
-    noise = Noise.draw(g, n, k, V, "race").to(dev)
+    noise = Noise.draw(g, n).to(dev)
     r = ours_kernel.verify_with_noise(q, p, x, noise, validate=False)
     tokens, acc = r.tokens, r.num_accepted
     ours = outcomes(tokens.cpu(), acc.cpu(), k)
@@ -125,7 +125,7 @@ def timings(mod: Any, delta: float, Bs: list[int], ks: list[int], Vs: list[int])
     """GPU medians (us) of the Triton kernel, specbench's CUDA kernel and the reference."""
     import torch
 
-    from specbench_cli import kernel_checks
+    from specbench_cli import kernel_bench, kernel_checks
     from specbench_cli.backends import CompiledDriver
     from specbench_cli.strategies import get_strategy
     from specbench_cli.strategies.base import reference_verify
@@ -139,17 +139,17 @@ def timings(mod: Any, delta: float, Bs: list[int], ks: list[int], Vs: list[int])
         for k in ks:
             for V in Vs:
                 g = torch.Generator().manual_seed(B * 1000 + k * 10 + V)
-                inp = kernel_checks.make_inputs("random", B, k, V, "race", g, strategy,
+                inp = kernel_checks.make_inputs("random", B, k, V, g, strategy,
                                                 draft_noise=0.5).to(dev)  # fmt: skip
                 q, p, x, noise = inp.target_probs, inp.draft_probs, inp.draft_tokens, inp.noise
                 bonus = torch.multinomial(q[:, k], 1)
                 fns = [
                     functools.partial(mod.fused_cactus, p, x, q, bonus, delta=delta),
-                    functools.partial(kernel, strategy, q, p, x, noise, None, None),
+                    functools.partial(kernel, strategy, q, p, x, noise, None, None, False),
                     functools.partial(reference_verify, strategy, q, p, x, noise),
                 ]
-                replay = kernel_checks.graphed(fns[1], dev)
-                times = kernel_checks.time_calls(fns + ([replay] if replay else []), 50, dev)
+                replay = kernel_bench.graphed(fns[1], dev)
+                times = kernel_bench.time_calls(fns + ([replay] if replay else []), 50, dev)
                 t_tri, t_ours, t_ref, *t_graph = (1e6 * t for t in times)
                 graph = f"{t_graph[0]:14.1f}" if t_graph else f"{'-':>14}"
                 best = min(t_ours, *t_graph)

@@ -1,58 +1,98 @@
-"""Engine overhead per speculative step with the PyTorch reference verifier vs compiled kernels.
+"""Engine overhead per speculative step: the PyTorch reference verifier vs the compiled kernel.
 
-Default model, temperature 1, n-gram drafter (`--drafter` for another model-free one, e.g.
-`suffix`), SpS and Cactus; for every prompt each backend runs
-back to back (same seeds, so the same tokens: the backends agree exactly). Overhead is the step
-time outside model forward passes (drafting, logit processing, verification, cache bookkeeping)
-as a share of step time; the kernel should lower that share. The verify time
-(logit processing, softmax, noise and the acceptance rule) is reported over drafted steps only,
-for each final-token noise mode (race draws V variates per step, icdf one uniform), and so is
-the drafter's own time per step (inside `propose`).
+Default model, temperature 1, n-gram drafter, SpS and Cactus; for every prompt each contender
+runs back to back (same seeds). Contenders: the reference (`--backend torch`); the CPU kernel fed
+probabilities that `sampling.py` computed in torch (the engine's flow before the kernel took
+logits: "probs in"); and the CPU kernel fed the raw logits, which it turns into laws itself (the
+engine's flow now: "logits in"). Overhead is the step time outside model forward passes
+(drafting, logit processing, verification, cache bookkeeping) as a share of step time. The
+verify time (logit processing, softmax and the acceptance rule) is reported over drafted steps
+only, with its ratio to the reference, as wall time (what the engine records) and as the calling
+thread's CPU time (which a machine shared with other jobs disturbs far less; it counts all the
+work when torch runs on one thread). Tokens must be identical across contenders.
 
 Run: .venv/bin/python benchmarks/bench_engine_overhead.py [--per-suite 2] [--max-new-tokens 64]
-     [--noise-mode race] [--noise-mode icdf] [--drafter suffix]
+     [--threads N] [--drafter suffix]  (1 thread gives steadier figures on a shared machine)
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
+import time
 
+import torch
 from common import default_model_and_prompts
 
 from specbench_cli.backends import resolve_backend
 from specbench_cli.drafters import DraftContext, build_drafter
-from specbench_cli.engine import Engine
-from specbench_cli.sampling import SamplingConfig
+from specbench_cli.engine import Engine, _draft_law, _row_noise
+from specbench_cli.sampling import SamplingConfig, process_logits, to_probs
 from specbench_cli.strategies import get_strategy
+
+
+class ProbsInEngine(Engine):
+    """The engine with its verify step as it was before the kernel took logits: laws computed
+    by `sampling.py` in torch, then `Strategy.verify` on probabilities."""
+
+    def _verify(self, logits: torch.Tensor, drafts: list[list[int]],
+                draft_probs: list[torch.Tensor | None], generators: list[torch.Generator]
+                ) -> tuple[list[int], list[int]]:  # fmt: skip
+        processed = process_logits(logits, self.sampling)
+        k = logits.shape[1] - 1
+        n = [len(d) for d in drafts]
+        x = torch.tensor([d + [0] * (k - len(d)) for d in drafts], device=logits.device)
+        p = None if self.sampling.greedy else _draft_law(draft_probs, drafts, k, logits)
+        noise = _row_noise(generators, logits.device) if self.strategy.uses_noise else None
+        num_drafts = torch.tensor(n, device=logits.device) if min(n) < k else None
+        result = self.strategy.verify_with_noise(
+            to_probs(processed, self.sampling), p, x, noise, target_logits=processed,
+            num_drafts=num_drafts, validate=False)  # fmt: skip
+        accepted = result.num_accepted.tolist()
+        return accepted, [row[a] for row, a in zip(result.tokens.tolist(), accepted, strict=True)]
+
+
+def timed(engine: Engine, cpu_ms: list[float]) -> Engine:
+    """`engine` with the CPU time of each verify step appended to `cpu_ms`."""
+    verify = engine._verify
+
+    def timed_verify(*args: object) -> tuple[int, int]:
+        t0 = time.thread_time()
+        out = verify(*args)
+        cpu_ms.append(1000 * (time.thread_time() - t0))
+        return out
+
+    engine._verify = timed_verify  # type: ignore[method-assign]
+    return engine
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--per-suite", type=int, default=2)
     ap.add_argument("--max-new-tokens", type=int, default=64)
-    ap.add_argument("--noise-mode", action="append", choices=("race", "icdf"),
-                    help="final-token noise mode(s) to time (default: race and icdf)")
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: leave as is)")
     ap.add_argument("--drafter", default="ngram", help="model-free drafter spec, e.g. suffix")
     args = ap.parse_args()
-    modes = args.noise_mode or ["race", "icdf"]
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
     m, eos, ids_list = default_model_and_prompts(args.per_suite)
     sampling = SamplingConfig(temperature=1.0)
-    backends = ("torch", resolve_backend("cpu", "cpu"))
-    print(f"backends: {backends} (the second falls back to torch if the kernel cannot build)")
-    runs = [(b, mode) for mode in modes for b in backends]
+    kernel = resolve_backend("cpu", "cpu")
+    print(f"compiled backend: {kernel} (torch if the kernel cannot build)")
+    runs = {"torch": ("torch", Engine), f"{kernel} probs in": (kernel, ProbsInEngine),
+            f"{kernel} logits in": (kernel, Engine)}  # fmt: skip
     for name in ("sps", "cactus"):
-        share: dict[tuple, list[float]] = {r: [] for r in runs}
-        verify_ms: dict[tuple, list[float]] = {r: [] for r in runs}
-        draft_ms: dict[tuple, list[float]] = {r: [] for r in runs}
-        outputs: dict[tuple, list[list[int]]] = {r: [] for r in runs}
+        share: dict[str, list[float]] = {r: [] for r in runs}
+        verify_ms: dict[str, list[float]] = {r: [] for r in runs}
+        cpu_ms: dict[str, list[float]] = {r: [] for r in runs}
+        outputs: dict[str, list[list[int]]] = {r: [] for r in runs}
         for ids in ids_list:
-            for run in runs:  # interleaved per prompt, so drift hits every contender alike
-                backend, mode = run
-                strategy = get_strategy(name, backend=backend)
-                drafter = build_drafter(args.drafter, DraftContext(sampling, m.vocab_size))
-                engine = Engine(m.model, m.vocab_size, sampling, strategy, drafter, 4, eos,
-                                noise_mode=mode)
+            for run, (backend, engine_cls) in runs.items():  # interleaved per prompt
+                engine = timed(engine_cls(m.model, m.vocab_size, sampling,
+                                          get_strategy(name, backend=backend),
+                                          build_drafter(args.drafter,
+                                                        DraftContext(sampling, m.vocab_size)),
+                                          4, eos), cpu_ms[run])  # fmt: skip
                 over = total = 0.0
                 tokens: list[int] = []
                 for step in engine.generate(ids, args.max_new_tokens, seed=0):
@@ -60,21 +100,20 @@ def main() -> None:
                     if not step.prefill:
                         over += step.overhead_s
                         total += step.step_s
-                        draft_ms[run].append(1000 * step.draft_s)
                         if step.drafted:  # steps without drafts never reach the verifier
                             verify_ms[run].append(1000 * step.verify_s)
                 share[run].append(over / total)
                 outputs[run].append(tokens)
-        for mode in modes:
-            same = outputs[(backends[0], mode)] == outputs[(backends[1], mode)]
-            print(f"{name}, {mode} noise: identical tokens across backends: {same}")
+        same = all(out == outputs["torch"] for out in outputs.values())
+        print(f"{name}: identical tokens across contenders: {same}")
+        reference = statistics.median(verify_ms["torch"])
+        reference_cpu = statistics.median(cpu_ms["torch"])
         for run in runs:
-            print(f"  {run[0]:6s} {run[1]:4s} overhead median "
-                  f"{100 * statistics.median(share[run]):.2f}% of step time, verify median "
-                  f"{statistics.median(verify_ms[run]):.3f} ms per drafted step "
-                  f"({len(verify_ms[run])} steps), {args.drafter} drafter median "
-                  f"{statistics.median(draft_ms[run]):.3f} ms / mean "
-                  f"{statistics.mean(draft_ms[run]):.3f} ms per step")
+            verify, cpu = statistics.median(verify_ms[run]), statistics.median(cpu_ms[run])
+            print(f"  {run:16s} overhead median {100 * statistics.median(share[run]):.2f}% of "
+                  f"step time; verify median per drafted step {verify:.3f} ms wall "
+                  f"({reference / verify:.2f}x the reference), {cpu:.3f} ms CPU "
+                  f"({reference_cpu / cpu:.2f}x); {len(verify_ms[run])} steps")
 
 
 if __name__ == "__main__":

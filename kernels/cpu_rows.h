@@ -1,11 +1,13 @@
-// specbench CPU twin: vectorisable scans over one probability row (torch-free, header-only,
-// included by verify_cpu.cpp alone). Every result is exact and independent of blocking: maxima
-// and first indices, fixed-point sums held exactly in fp64, the shared sb_logf of verify.h.
+// specbench CPU twin: vectorisable scans over one row (torch-free, header-only, included by
+// verify_cpu.cpp alone): value checks, maxima and first indices, fixed-point sums held exactly in
+// fp64, the shared sb_logf of verify.h, and the normalizer of a logits row. Every result that
+// decides a token is exact and independent of blocking.
 #pragma once
 
 #include "verify.h"
 
 #include <algorithm>
+#include <cmath>
 #include <vector>
 
 #if defined(__SSE__)
@@ -115,7 +117,7 @@ struct Argmax {
     const float m = block_max(src);
     if (index < 0 || m > best) {
       int i = 0;
-      while (xb[i] != m) ++i;
+      while (i + 1 < len && xb[i] != m) ++i;  // bounded: a NaN (unchecked input) matches nothing
       best = m;
       index = s + i;
     }
@@ -150,6 +152,56 @@ SB_CLONES int64_t entropy_argmax_range(const float* q, int64_t begin, int64_t en
   return h;
 }
 
+// Value check of one probability row: no value negative or NaN, and, for a row that takes part
+// in the step (`live`), a sum within kSumTol of 1 (an infinite value fails it). The sum runs in
+// kBlk fp32 lanes (element-wise adds, which vectorize), then in fp64: far below the tolerance in
+// error.
+SB_CLONES bool probs_row_ok(const float* v, int64_t V, bool live) {
+  alignas(16) float lanes[kBlk] = {};
+  alignas(16) int32_t bad[kBlk] = {};
+  int64_t s = 0;
+  for (; s + kBlk <= V; s += kBlk) {
+    for (int i = 0; i < kBlk; ++i) {
+      lanes[i] += v[s + i];
+      bad[i] |= !(v[s + i] >= 0.0f);
+    }
+  }
+  for (int i = 0; s + i < V; ++i) {
+    lanes[i] += v[s + i];
+    bad[i] |= !(v[s + i] >= 0.0f);
+  }
+  double total = 0.0;
+  int32_t any = 0;
+  for (int i = 0; i < kBlk; ++i) {
+    total += lanes[i];
+    any |= bad[i];
+  }
+  const double off = total - 1.0;
+  return !any && (!live || (off <= kSumTol && off >= -kSumTol));
+}
+
+// Value check of one logits row: no NaN, and when sampling (temperature > 0) a finite maximum
+// (an infinite or all -inf row has no softmax). Element-wise lanes again, so that it vectorizes.
+SB_CLONES bool logits_row_ok(const float* l, int64_t V, bool sampling) {
+  alignas(16) float hi[kBlk];
+  alignas(16) int32_t nan[kBlk] = {};
+  std::fill(hi, hi + kBlk, -INFINITY);
+  for (int64_t s = 0; s < V; s += kBlk) {
+    const int len = static_cast<int>(std::min<int64_t>(kBlk, V - s));
+    for (int i = 0; i < len; ++i) {
+      nan[i] |= l[s + i] != l[s + i];
+      hi[i] = l[s + i] > hi[i] ? l[s + i] : hi[i];
+    }
+  }
+  float top = -INFINITY;
+  int32_t any = 0;
+  for (int i = 0; i < kBlk; ++i) {
+    top = hi[i] > top ? hi[i] : top;
+    any |= nan[i];
+  }
+  return !any && (!sampling || (top > -INFINITY && top < INFINITY));
+}
+
 // K-th largest value of a row (K clamped to [1, V]).
 SB_CLONES float kth_largest(const float* q, int64_t V, int64_t K, std::vector<float>* scratch) {
   K = std::max<int64_t>(1, std::min(K, V));
@@ -172,6 +224,53 @@ SB_CLONES float kth_largest(const float* q, int64_t V, int64_t K, std::vector<fl
   std::nth_element(scratch->begin(), scratch->begin() + (K - 1), scratch->end(),
                    [](float x, float y) { return x > y; });
   return (*scratch)[K - 1];
+}
+
+// Normalizer of one logits row (verify.h, logits mode): processed maximum and its lowest index,
+// the top-k threshold and the exact fixed-point sum of the kept exponentials, which `exps`
+// (V floats, or null) receives (0 for tokens outside the top k). `scratch` holds the processed
+// row when top-k is on.
+SB_CLONES LogitRow logit_row(const float* l, int64_t V, float temperature, int64_t top_k,
+                             std::vector<float>* scratch, float* exps) {
+  alignas(16) float x[kBlk];
+  Argmax am;
+  for (int64_t s = 0; s < V; s += kBlk) {
+    const int len = static_cast<int>(std::min<int64_t>(kBlk, V - s));
+    for (int i = 0; i < len; ++i) x[i] = processed_logit(l[s + i], temperature);
+    am.add_block(x, len, s);
+  }
+  LogitRow r{am.best, 1.0f, -INFINITY, am.index};
+  if (temperature == 0.0f) return r;  // greedy: one-hot at the argmax
+  if (top_k > 0 && top_k < V) {
+    scratch->resize(static_cast<size_t>(V));
+    for (int64_t i = 0; i < V; ++i) (*scratch)[i] = processed_logit(l[i], temperature);
+    std::vector<float> select;
+    r.kth = kth_largest(scratch->data(), V, top_k, &select);
+  }
+  uint64_t z = 0;
+  for (int64_t s = 0; s < V; s += kBlk) {
+    const int len = static_cast<int>(std::min<int64_t>(kBlk, V - s));
+    for (int i = 0; i < len; ++i) {
+      const float xi = processed_logit(l[s + i], temperature);
+      x[i] = xi >= r.kth ? sb_expf(SB_SUB(xi, r.max)) : 0.0f;
+    }
+    z += static_cast<uint64_t>(block_fixed_mass(x, len));
+    if (exps) std::copy(x, x + len, exps + s);
+  }
+  r.zf = z_to_float(z);
+  return r;
+}
+
+// Turns the exponentials logit_row wrote into the row's probabilities, in place (verify.h
+// logit_prob: e / zf; temperature 0: one-hot at the argmax).
+SB_CLONES void exps_to_probs(float* row, int64_t V, const LogitRow& r, bool greedy) {
+  if (greedy) {
+    std::fill(row, row + V, 0.0f);
+    row[r.argmax < 0 ? 0 : r.argmax] = 1.0f;
+    return;
+  }
+  const float zf = r.zf;
+  for (int64_t i = 0; i < V; ++i) row[i] = SB_DIV(row[i], zf);
 }
 
 }  // namespace cpu

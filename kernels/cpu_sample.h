@@ -1,6 +1,6 @@
 // specbench CPU twin: the per-request state of a verification and the sampling of its final
-// token over one row (weights per rule, chunk partials, the icdf search). Header-only, included
-// by verify_cpu.cpp alone; torch-free.
+// token over one row (weights per rule, chunk masses, the fixed-point inverse-CDF search).
+// Header-only, included by verify_cpu.cpp alone; torch-free.
 #pragma once
 
 #include "cpu_rows.h"
@@ -23,13 +23,10 @@ struct RowState {
   int32_t weights = kWQ;
   bool sample = false;  // the final token is sampled from `weights` at `row`
   bool tas_open = false;  // TAS: the row walk has not decided this request yet
+  float draft_p = 1.0f;   // p at `draft` in `row` (1 for one-hot drafts)
   float cactus_h = 0.0f, cactus_scale = 0.0f, topk_theta = 0.0f;
-};
-
-struct Partial {
-  float score;
-  int64_t index;
-  uint64_t mass;
+  const float* q_probs = nullptr;  // logits mode: `row`'s probabilities (else read the tensor)
+  const float* p_probs = nullptr;  // logits mode with draft logits: the draft row's
 };
 
 struct TasPart {  // one vocabulary chunk of one TAS row
@@ -38,18 +35,32 @@ struct TasPart {  // one vocabulary chunk of one TAS row
   float vmax;       // that maximum
 };
 
-// Weights of the final row for elements [begin, begin + len), len <= kBlk.
-// `p` is the draft row or null (one-hot at st.draft).
-inline void weights_block(const RowState& st, const VerifyArgs& a, const float* q, const float* p,
-                          int64_t begin, int len, float* w) {
-  const float* qb = q + begin;
+// The final row's target and draft probabilities over one block. `p` null: one-hot draft (or q
+// alone).
+struct BlockVals {
+  const float* q;
+  const float* p;
+};
+
+inline BlockVals final_block(const RowState& st, const VerifyArgs& a, int64_t b, int64_t begin) {
+  const int64_t V = a.V;
+  const float* q = st.q_probs ? st.q_probs : a.target + (b * (a.k + 1) + st.row) * V;
+  const float* p = nullptr;
+  if (st.weights != kWQ && a.draft)
+    p = st.p_probs ? st.p_probs : a.draft + (b * a.k + st.row) * V;
+  return BlockVals{q + begin, p ? p + begin : nullptr};
+}
+
+// Weights of the final row for elements [begin, begin + len), len <= kBlk, from its values.
+inline void weights_block(const RowState& st, BlockVals v, int64_t begin, int len, float* w) {
+  const float* qb = v.q;
+  const float* pb = v.p;
   switch (st.weights) {
     case kWQ:
       for (int i = 0; i < len; ++i) w[i] = qb[i];
       return;
     case kWSps:
-      if (p) {
-        const float* pb = p + begin;
+      if (pb) {
         for (int i = 0; i < len; ++i) w[i] = relu_sub(qb[i], pb[i]);
       } else {
         for (int i = 0; i < len; ++i) w[i] = relu_sub(qb[i], begin + i == st.draft ? 1.0f : 0.0f);
@@ -57,21 +68,19 @@ inline void weights_block(const RowState& st, const VerifyArgs& a, const float* 
       return;
     case kWCactus: {
       const float sc = st.cactus_scale;
-      if (p) {
-        const float* pb = p + begin;
+      if (pb) {
         for (int i = 0; i < len; ++i) w[i] = cactus_weight(sc, qb[i], pb[i]);
       } else {
         for (int i = 0; i < len; ++i)
           w[i] = cactus_weight(sc, qb[i], begin + i == st.draft ? 1.0f : 0.0f);
       }
       const int64_t d = st.draft - begin;  // the drafted token itself carries h_n
-      if (d >= 0 && d < len) w[d] = relu_sub(st.cactus_h, p ? p[st.draft] : 1.0f);
+      if (d >= 0 && d < len) w[d] = relu_sub(st.cactus_h, st.draft_p);
       return;
     }
     case kWTopk: {
       const float th = st.topk_theta;
-      if (p) {
-        const float* pb = p + begin;
+      if (pb) {
         for (int i = 0; i < len; ++i)
           w[i] = relu_sub(qb[i] > 0.0f && qb[i] >= th ? 1.0f : 0.0f, pb[i]);
       } else {
@@ -84,64 +93,32 @@ inline void weights_block(const RowState& st, const VerifyArgs& a, const float* 
   }
 }
 
-// The q row and the p row (null: one-hot draft, or q alone) that the final token is sampled from.
-struct FinalRows {
-  const float* q;
-  const float* p;
-};
-
-inline FinalRows final_rows(const RowState& st, const VerifyArgs& a, int64_t b) {
-  const int64_t V = a.V;
-  const float* p = (st.weights != kWQ && a.draft_probs) ? a.draft_probs + (b * a.k + st.row) * V
-                                                        : nullptr;
-  return FinalRows{a.target_probs + (b * (a.k + 1) + st.row) * V, p};
+inline void final_weights(const RowState& st, const VerifyArgs& a, int64_t b, int64_t begin,
+                          int len, float* w) {
+  weights_block(st, final_block(st, a, b, begin), begin, len, w);
 }
 
-// Partial sampling state over [begin, end) of the final row.
-SB_CLONES Partial chunk_partial(const RowState& st, const VerifyArgs& a, int64_t b, int64_t begin,
-                                int64_t end) {
-  const int64_t V = a.V;
-  const auto [q, p] = final_rows(st, a, b);
+// Exact fixed-point mass of the final row's weights over [begin, end).
+SB_CLONES uint64_t chunk_mass(const RowState& st, const VerifyArgs& a, int64_t b, int64_t begin,
+                              int64_t end) {
   alignas(16) float w[kBlk];
-  alignas(16) float sc[kBlk];
-  Partial r{-2.0f, begin, 0};
-  if (a.noise_mode == kRace) {
-    const float* e = a.e_fin + b * V;
-    for (int64_t s = begin; s < end; s += kBlk) {
-      const int len = static_cast<int>(std::min<int64_t>(kBlk, end - s));
-      weights_block(st, a, q, p, s, len, w);
-      for (int i = 0; i < len; ++i) sc[i] = race_score(w[i], e[s + i]);
-      for (int i = len; i < kBlk; ++i) sc[i] = -2.0f;
-      const float m = block_max(sc);
-      if (m > r.score) {
-        int i = 0;
-        while (sc[i] != m) ++i;
-        r.score = m;
-        r.index = s + i;
-      }
-    }
-  } else {
-    uint64_t mass = 0;
-    for (int64_t s = begin; s < end; s += kBlk) {
-      const int len = static_cast<int>(std::min<int64_t>(kBlk, end - s));
-      weights_block(st, a, q, p, s, len, w);
-      const double block = block_fixed_mass(w, len);
-      mass += static_cast<uint64_t>(block);
-    }
-    r.mass = mass;
+  uint64_t mass = 0;
+  for (int64_t s = begin; s < end; s += kBlk) {
+    const int len = static_cast<int>(std::min<int64_t>(kBlk, end - s));
+    final_weights(st, a, b, s, len, w);
+    mass += static_cast<uint64_t>(block_fixed_mass(w, len));
   }
-  return r;
+  return mass;
 }
 
 // First index in [begin, end) whose inclusive fixed-point prefix exceeds t (t < chunk mass).
 SB_CLONES int64_t icdf_find(const RowState& st, const VerifyArgs& a, int64_t b, int64_t begin,
                             int64_t end, uint64_t t) {
-  const auto [q, p] = final_rows(st, a, b);
   alignas(16) float w[kBlk];
   uint64_t acc = 0;
   for (int64_t s = begin; s < end; s += kBlk) {
     const int len = static_cast<int>(std::min<int64_t>(kBlk, end - s));
-    weights_block(st, a, q, p, s, len, w);
+    final_weights(st, a, b, s, len, w);
     const uint64_t m = static_cast<uint64_t>(block_fixed_mass(w, len));
     if (acc + m <= t) {  // the crossing is in a later block
       acc += m;
@@ -155,25 +132,12 @@ SB_CLONES int64_t icdf_find(const RowState& st, const VerifyArgs& a, int64_t b, 
   return end - 1;  // unreachable when t < mass
 }
 
-// Sample the final token of one row serially (used for the rare q fallback).
+// Sample the final token of one row serially (the rare fallback to q); *any: mass > 0.
 int64_t sample_row_serial(const RowState& st, const VerifyArgs& a, int64_t b, bool* any) {
-  Partial best{-2.0f, 0, 0};
-  uint64_t total = 0;
-  for (int64_t c = 0; c < a.V; c += kChunk) {
-    const Partial r = chunk_partial(st, a, b, c, std::min(a.V, c + kChunk));
-    if (race_better(r.score, r.index, best.score, best.index)) {
-      best.score = r.score;
-      best.index = r.index;
-    }
-    total += r.mass;
-  }
-  if (a.noise_mode == kRace) {
-    *any = best.score > 0.0f;
-    return best.index;
-  }
+  const uint64_t total = chunk_mass(st, a, b, 0, a.V);
   *any = total > 0;
   if (total == 0) return 0;
-  return icdf_find(st, a, b, 0, a.V, icdf_target(a.u_fin[b], total));
+  return icdf_find(st, a, b, 0, a.V, icdf_target(final_draw(a.seeds[b], a.counters[b]), total));
 }
 
 }  // namespace cpu

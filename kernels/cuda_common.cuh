@@ -30,10 +30,9 @@ struct RowPlan {
   float cactus_h, cactus_scale, topk_theta;
 };
 
-struct TilePartial {  // 16 bytes
-  float score;
-  int32_t index;
+struct TilePartial {  // 16 bytes: the exact fixed-point mass of one tile
   unsigned long long mass;
+  unsigned long long unused;
 };
 
 struct RowResult {  // 16 bytes
@@ -42,7 +41,7 @@ struct RowResult {  // 16 bytes
   long long token;
 };
 
-struct ScoreIdx {
+struct ScoreIdx {  // a value and its index, for argmax reductions
   float s;
   int64_t i;
 };
@@ -63,23 +62,24 @@ __device__ __forceinline__ float weight_at(const RowPlan& pl, const VerifyArgs& 
 }
 
 __device__ __forceinline__ const float* row_q(const VerifyArgs& a, int64_t b, int64_t row) {
-  return a.target_probs + (b * (a.k + 1) + row) * a.V;
+  return a.target + (b * (a.k + 1) + row) * a.V;
 }
 
 __device__ __forceinline__ const float* row_p(const VerifyArgs& a, const RowPlan& pl, int64_t b) {
-  return (pl.weights != kWQ && a.draft_probs) ? a.draft_probs + (b * a.k + pl.row) * a.V : nullptr;
+  return (pl.weights != kWQ && a.draft) ? a.draft + (b * a.k + pl.row) * a.V : nullptr;
 }
 
 // ---------------------------------------------------------------------------------------------
 // Block-wide primitives (all threads of the block must call them; they end with a barrier).
 
-__device__ unsigned long long block_sum(unsigned long long v, unsigned long long* sh) {
+template <class T>
+__device__ T block_sum(T v, T* sh) {
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   for (int o = 16; o > 0; o >>= 1) v += __shfl_down_sync(kFull, v, o);
   if (lane == 0) sh[warp] = v;
   __syncthreads();
   if (warp == 0) {
-    v = lane < kWarps ? sh[lane] : 0ull;
+    v = lane < kWarps ? sh[lane] : T(0);
     for (int o = 16; o > 0; o >>= 1) v += __shfl_down_sync(kFull, v, o);
     if (lane == 0) sh[kWarps] = v;
   }
@@ -89,12 +89,12 @@ __device__ unsigned long long block_sum(unsigned long long v, unsigned long long
   return v;
 }
 
-// Best (score, index) of a warp, in lane 0 (race order: score descending, then lowest index).
+// Best (value, index) of a warp, in lane 0 (value descending, then lowest index).
 __device__ __forceinline__ ScoreIdx warp_best(ScoreIdx v) {
   for (int o = 16; o > 0; o >>= 1) {
     const float s = __shfl_down_sync(kFull, v.s, o);
     const int64_t i = __shfl_down_sync(kFull, v.i, o);
-    if (race_better(s, i, v.s, v.i)) v = ScoreIdx{s, i};
+    if (argmax_better(s, i, v.s, v.i)) v = ScoreIdx{s, i};
   }
   return v;
 }
@@ -149,6 +149,7 @@ __device__ unsigned long long block_excl_scan(unsigned long long v, unsigned lon
 struct Shared {
   RowPlan plan;
   unsigned long long u[kWarps + 1];
+  double d[kWarps + 1];
   float s[kWarps + 1];
   int64_t i[kWarps + 1];
   unsigned int hist[256];
@@ -195,28 +196,19 @@ struct Sampled {
   bool any;  // whether any weight was positive (else the token is meaningless)
 };
 
-// Samples the final token from the weights of plan `pl` over the whole row with one CTA.
+// Samples the final token from the weights of plan `pl` over the whole row with one CTA, with the
+// request's final draw (philox.h).
 // (Returned by value, not through a pointer to a local, which would live in local memory.)
 __device__ Sampled block_sample_row(const RowPlan& pl, const VerifyArgs& a, int64_t b,
                                     Shared& sh) {
   const float* q = row_q(a, b, pl.row);
   const float* p = row_p(a, pl, b);
-  const int64_t V = a.V;
-  if (a.noise_mode == kRace) {
-    const float* e = a.e_fin + b * V;
-    ScoreIdx best{-INFINITY, INT64_MAX};
-    for (int64_t i = threadIdx.x; i < V; i += kThreads) {
-      const float s = race_score(weight_at(pl, a, q, p, i), e[i]);
-      if (race_better(s, i, best.s, best.i)) best = ScoreIdx{s, i};
-    }
-    best = block_best(best, sh.s, sh.i);
-    return Sampled{best.i, best.s > 0.0f};
-  }
   unsigned long long m = 0;
-  for (int64_t i = threadIdx.x; i < V; i += kThreads) m += fixed_weight(weight_at(pl, a, q, p, i));
+  for (int64_t i = threadIdx.x; i < a.V; i += kThreads) m += fixed_weight(weight_at(pl, a, q, p, i));
   const unsigned long long total = block_sum(m, sh.u);
   if (total == 0) return Sampled{0, false};
-  return Sampled{block_icdf_find(pl, a, q, p, 0, V, icdf_target(a.u_fin[b], total), sh), true};
+  const uint64_t t = icdf_target(final_draw(a.seeds[b], a.counters[b]), total);
+  return Sampled{block_icdf_find(pl, a, q, p, 0, a.V, t, sh), true};
 }
 
 // Sample with the empty-residual fallback to q (docs/randomness.md).

@@ -1,10 +1,11 @@
 // specbench verification kernels: the shared contract of the CPU twin and the CUDA kernels.
 //
 // This header holds everything both backends must compute identically: the argument block,
-// the per-strategy acceptance tests, the residual weights, the race score and the fixed-point
-// inverse-CDF arithmetic. It includes neither CUDA nor torch headers, so g++ and nvcc compile
-// the very same policy code (__host__ __device__ under nvcc). Semantics follow
-// docs/strategies.md; randomness is an input (docs/randomness.md), never drawn here.
+// the per-strategy acceptance tests, the residual weights, the fixed-point inverse-CDF
+// arithmetic and the softmax of the logits mode. It includes neither CUDA nor torch headers, so
+// g++ and nvcc compile the very same policy code (__host__ __device__ under nvcc). Semantics
+// follow docs/strategies.md; the noise is a pure function of each row's (seed, counter)
+// (philox.h, docs/randomness.md).
 //
 // Exactness rules (docs/kernels.md): every float operation below is a single IEEE
 // operation (add, sub, mul, correctly rounded div and sqrt); translation units are compiled
@@ -14,6 +15,8 @@
 #pragma once
 
 #include <stdint.h>
+
+#include "philox.h"
 
 #if defined(__CUDACC__)
 #define SB_HD __host__ __device__ __forceinline__
@@ -40,14 +43,14 @@
 namespace specbench {
 
 enum Strategy : int32_t { kGreedy = 0, kSps = 1, kTas = 2, kCactus = 3, kTopk = 4, kInterp = 5 };
-enum NoiseMode : int32_t { kRace = 0, kIcdf = 1 };
 
 // Status codes returned by the launchers (0 = ok).
 enum Status : int32_t {
   kOk = 0,
   kBadArgs = 1,          // shapes, null pointers or parameters out of range
   kBadDraftToken = 2,    // a draft id outside [0, V) (CPU twin only; CUDA flags the row)
-  kBadNumDrafts = 3,     // num_drafts outside [0, k] (CPU twin only; CUDA clamps)
+  kBadNumDrafts = 3,     // num_drafts outside [0, k] (CPU twin only; CUDA flags the row)
+  kBadValues = 4,        // a value check failed (validate only; the outputs are still written)
   kCudaError = 100,      // + cudaError_t
 };
 
@@ -55,24 +58,30 @@ enum Status : int32_t {
 struct VerifyArgs {
   int64_t B, k, V;
   int32_t strategy;            // Strategy
-  int32_t noise_mode;          // NoiseMode
+  int32_t validate;            // check values in the first pass over the rows (kBadValues)
   float cactus_delta;          // cactus: delta
   float tas_eps, tas_alpha;    // tas: epsilon, alpha
   float interp_lambda;         // interp: fp32(alpha)
   float interp_rest;           // interp: fp32(1 - alpha), rounded once from the double (as torch)
   int32_t tas_bonus_argmax;    // tas: bonus = argmax instead of a sample (then no noise at all)
   int64_t topk_k;              // topk: K
-  const float* target_probs;   // [B, k+1, V]
-  const float* draft_probs;    // [B, k, V], or null: one-hot at the draft tokens
+  // Logits mode: `target` (and `draft` when draft_is_logits) hold raw logits, processed as
+  // specbench_cli/sampling.py does (temperature 0: one-hot at the argmax; top-k; softmax).
+  int32_t target_is_logits, draft_is_logits;
+  float temperature;           // logits mode: 0 = greedy
+  int64_t top_k;               // logits mode: 0 = off
+  const float* target;         // [B, k+1, V] probabilities, or raw logits (logits mode)
+  const float* draft;          // [B, k, V] probabilities (or raw logits), or null: one-hot drafts
   const int64_t* draft_tokens; // [B, k]
-  const float* u_acc;          // [B, k] acceptance uniforms
-  const float* e_fin;          // [B, V] race noise (-log1p(-U)); null in icdf mode
-  const float* u_fin;          // [B] icdf uniforms; null in race mode
+  const int64_t* seeds;        // [B] Philox key of each row (philox.h)
+  const int64_t* counters;     // [B] step counter of each row
   const int64_t* num_drafts;   // [B] per-row real draft count, or null (= k)
-  const float* target_logits;  // [B, k+1, V] greedy argmax source, or null (use probs)
+  const float* target_logits;  // probability mode: [B, k+1, V] greedy argmax source, or null
   int64_t* tokens;             // out [B, k+1]: accepted drafts, one emitted token, -1 padding
   int64_t* num_accepted;       // out [B]
 };
+
+constexpr double kSumTol = 1e-3;  // probability rows must sum to 1 within this
 
 // ---------------------------------------------------------------------------------------------
 // Acceptance (docs/randomness.md): accept <=> u * s < t, strict, with the product rounded
@@ -122,23 +131,25 @@ SB_HD float relu_sub(float a, float b) {
   return d > 0.0f ? d : 0.0f;
 }
 
-// ---------------------------------------------------------------------------------------------
-// Race sampling (docs/randomness.md): score = w / e if w > 0 else -1; argmax, lowest id on ties.
-// (The quotient is formed unconditionally so that compilers vectorise it; 0 / 0 is discarded.)
-SB_HD float race_score(float w, float e) {
-  const float r = SB_DIV(w, e);
-  return w > 0.0f ? r : -1.0f;
+// Horner's rule, one rounded operation at a time: ((c0 x + c1) x + c2) x + ... (adding a
+// negative coefficient is the same IEEE operation as subtracting its magnitude).
+template <int N>
+SB_HD float horner(float x, const float (&c)[N]) {
+  float y = c[0];
+#pragma unroll
+  for (int i = 1; i < N; ++i) y = SB_ADD(SB_MUL(y, x), c[i]);
+  return y;
 }
 
-// (score, index) pairs ordered by score descending, then index ascending.
-SB_HD bool race_better(float s1, int64_t i1, float s2, int64_t i2) {
+// (value, index) pairs ordered by value descending, then index ascending: every argmax.
+SB_HD bool argmax_better(float s1, int64_t i1, float s2, int64_t i2) {
   return s1 > s2 || (s1 == s2 && i1 < i2);
 }
 
 // ---------------------------------------------------------------------------------------------
-// Inverse-CDF sampling on exact fixed-point weights (docs/kernels.md):
+// Inverse-CDF sampling on exact fixed-point weights (docs/randomness.md):
 //   W_x = floor(w_x * 2^44) as an integer (exact: a power-of-two scale, then truncation);
-//   T = sum W_x (exact, any order); m = floor(u * 2^24); t = floor(m * T / 2^24) < T;
+//   T = sum W_x (exact, any order); t = floor(r * T / 2^64) < T for the row's 64-bit draw r;
 //   token = smallest y with sum_{x <= y} W_x > t.
 // With w <= 1 and V <= 2^18, T < 2^62. Weights below 2^-44 per token are dropped (documented).
 constexpr int kFixedShift = 44;
@@ -150,13 +161,63 @@ SB_HD uint64_t fixed_weight(float w) {
                   : 0ull;
 }
 
-SB_HD uint64_t icdf_target(float u, uint64_t total) {
-  const float us = SB_MUL(u, 16777216.0f);  // exact: power-of-two scale
-  uint64_t m = us > 0.0f ? static_cast<uint64_t>(us) : 0ull;
-  if (m > 16777215ull) m = 16777215ull;
-  const uint64_t hi = total >> 24;
-  const uint64_t lo = total & 16777215ull;
-  return m * hi + ((m * lo) >> 24);  // = floor(m * total / 2^24), no overflow for total < 2^62
+SB_HD uint64_t icdf_target(uint64_t r, uint64_t total) {
+#if defined(__CUDA_ARCH__)
+  return __umul64hi(r, total);
+#else
+  return static_cast<uint64_t>((static_cast<unsigned __int128>(r) * total) >> 64);
+#endif
+}
+
+// ---------------------------------------------------------------------------------------------
+// Logits mode: one row's softmax, defined op by op so that every backend gets the same bits.
+//   x = l / T (T = 1: l itself); top-k keeps x >= the K-th largest x (ties kept);
+//   e = exp(x - max) by sb_expf; Z = sum of floor(e * 2^44) over kept tokens (exact integer);
+//   q = e / fp32(Z * 2^-44), one rounded division. Temperature 0: q is one-hot at the lowest
+//   index of the largest raw logit. (torch's softmax differs in the last bits, so tokens agree
+//   with the reference path except for decisions within rounding.)
+SB_HD float processed_logit(float l, float temperature) {
+  return temperature == 1.0f || temperature == 0.0f ? l : SB_DIV(l, temperature);
+}
+
+// exp(x) for x <= 0 (0 below -87, where the result would leave the normal range): Cephes expf,
+// plain IEEE operations, about 1 ulp. Shared so that CPU and GPU agree bit for bit. The
+// argument is clamped to [-87, 0] first, so the exponent arithmetic is defined for any input.
+SB_HD float sb_expf(float x) {
+  const float xc = x >= -87.0f ? (x <= 0.0f ? x : 0.0f) : -87.0f;
+  const float fn = SB_ADD(SB_MUL(xc, 1.44269504088896341f), 0.5f);
+#if defined(__CUDA_ARCH__)
+  const float n = floorf(fn);
+#else
+  const float n = __builtin_floorf(fn);
+#endif
+  float r = SB_SUB(xc, SB_MUL(n, 0.693359375f));
+  r = SB_SUB(r, SB_MUL(n, -2.12194440e-4f));
+  const float z = SB_MUL(r, r);
+  const float c[] = {1.9875691500e-4f, 1.3981999507e-3f, 8.3334519073e-3f, 4.1665795894e-2f,
+                     1.6666665459e-1f, 5.0000001201e-1f};
+  const float y = SB_ADD(SB_ADD(SB_MUL(horner(r, c), z), r), 1.0f);
+  union { int32_t i; float f; } scale;
+  scale.i = (static_cast<int32_t>(n) + 127) * 8388608;  // 2^n, n in [-126, 0]
+  const float out = SB_MUL(y, scale.f);
+  return x >= -87.0f ? out : 0.0f;
+}
+
+struct LogitRow {
+  float max;       // largest processed logit
+  float zf;        // fp32(Z * 2^-44), the normalizer
+  float kth;       // top-k threshold on processed logits (-inf: off)
+  int64_t argmax;  // lowest index of the largest processed logit
+};
+
+SB_HD float z_to_float(uint64_t z) {  // Z >= 2^44 (the maximum contributes exactly 2^44)
+  return SB_MUL(static_cast<float>(static_cast<int64_t>(z)), 5.684341886080801487e-14f);
+}
+
+// Probability of token i with processed logit x in a row normalized by `r`.
+SB_HD float logit_prob(float x, int64_t i, const LogitRow& r, bool greedy) {
+  if (greedy) return i == r.argmax ? 1.0f : 0.0f;
+  return x >= r.kth ? SB_DIV(sb_expf(SB_SUB(x, r.max)), r.zf) : 0.0f;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -183,16 +244,10 @@ SB_HD float sb_logf(float x) {
     m = SB_SUB(m, 1.0f);
   }
   const float z = SB_MUL(m, m);
-  float y = 7.0376836292e-2f;
-  y = SB_SUB(SB_MUL(y, m), 1.1514610310e-1f);
-  y = SB_ADD(SB_MUL(y, m), 1.1676998740e-1f);
-  y = SB_SUB(SB_MUL(y, m), 1.2420140846e-1f);
-  y = SB_ADD(SB_MUL(y, m), 1.4249322787e-1f);
-  y = SB_SUB(SB_MUL(y, m), 1.6668057665e-1f);
-  y = SB_ADD(SB_MUL(y, m), 2.0000714765e-1f);
-  y = SB_SUB(SB_MUL(y, m), 2.4999993993e-1f);
-  y = SB_ADD(SB_MUL(y, m), 3.3333331174e-1f);
-  y = SB_MUL(SB_MUL(y, m), z);
+  const float c[] = {7.0376836292e-2f, -1.1514610310e-1f, 1.1676998740e-1f, -1.2420140846e-1f,
+                     1.4249322787e-1f, -1.6668057665e-1f, 2.0000714765e-1f, -2.4999993993e-1f,
+                     3.3333331174e-1f};
+  float y = SB_MUL(SB_MUL(horner(m, c), m), z);
   const float fe = static_cast<float>(e);
   y = SB_ADD(y, SB_MUL(-2.12194440e-4f, fe));
   y = SB_ADD(y, SB_MUL(-0.5f, z));
@@ -233,14 +288,15 @@ SB_HD float tas_threshold(double entropy, float eps, float alpha) {
 // ---------------------------------------------------------------------------------------------
 // Launchers. Both return a Status (0 = ok).
 extern "C" {
-// CPU twin (verify_cpu.cpp): OpenMP over rows and vocabulary chunks.
+// CPU twin (verify_cpu.cpp): OpenMP over rows and vocabulary chunks; both modes.
 int32_t specbench_verify_cpu(const specbench::VerifyArgs* args);
 
-// CUDA (verify_cuda.cu, built separately by nvcc). `workspace` must hold
+// CUDA (verify_cuda.cu, built separately by nvcc), probability mode only. `workspace` must hold
 // specbench_verify_cuda_workspace_bytes(B, k, V) bytes; `counters` is an int32 [B] device array
-// that is all zero before the first call and is left all zero by every call (CUDA-graph safe).
-// `stream` is a cudaStream_t (0 = legacy default stream).
+// that is all zero before the first call and is left all zero by every call (CUDA-graph safe);
+// `flags` is an int32 [1] device word the value checks set to 1 (validate; the caller reads and
+// clears it). `stream` is a cudaStream_t (0 = legacy default stream).
 int64_t specbench_verify_cuda_workspace_bytes(int64_t B, int64_t k, int64_t V);
 int32_t specbench_verify_cuda(const specbench::VerifyArgs* args, void* workspace,
-                              int32_t* counters, void* stream);
+                              int32_t* counters, int32_t* flags, void* stream);
 }

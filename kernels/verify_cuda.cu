@@ -1,17 +1,22 @@
 // specbench verification, CUDA kernels (torch-free: raw pointers, extern "C" launchers).
 //
-// Two kernels, one launch per verify call:
+// Two kernels, one launch per verify call (plus check_kernel first when values are validated):
 //   lazy_kernel (sps, cactus, interp): grid (tiles of 4096 tokens, B). Every CTA recomputes the
-//     acceptance chain of its request with one warp (gathers only; L2 hits after the first CTA),
-//     then reduces its tile of the final row's weights (race: best score and lowest index;
-//     icdf: exact fixed-point mass) into a workspace. The last CTA of the request (atomic ticket)
-//     combines the tiles in tile order, re-scans one tile for icdf, falls back to q when the
-//     residual is empty, writes the outputs and resets its counter (CUDA-graph safe). Bytes
-//     read: 2k gathered values plus the q and p rows at one position (docs/kernels.md).
+//     acceptance chain of its request with one warp (gathers and Philox accept uniforms; L2 hits
+//     after the first CTA), then reduces its tile of the final row's weights to its exact
+//     fixed-point mass in a workspace. The last CTA of the request (atomic ticket) combines the
+//     tiles in tile order, re-scans the tile holding the request's final draw, falls back to q
+//     when the residual is empty, writes the outputs and resets its ticket (CUDA-graph safe).
+//     Bytes read: 2k gathered values plus the q and p rows at one position (docs/kernels.md).
 //   scan_kernel (greedy, tas, topk): grid (k+1 rows, B). Each CTA computes its row's statistic
 //     (argmax / entropy / rank count), its own accept decision and its candidate final token
 //     (greedy and tas: argmax; topk: radix-select the K-th value, then sample the residual;
 //     bonus row: sample q). The last CTA of the request picks the first rejection.
+//   check_kernel (validate only): grid (rows, B), one CTA per probability (or greedy logits) row:
+//     nonnegative and not NaN, rows that take part summing to 1; a failure sets flags[0] = 1.
+// Seeds and step counters are read from device memory, so a captured CUDA graph replays fresh
+// noise when the caller advances the counters between replays. The logits mode is not built
+// here (the caller processes logits with torch first).
 // All arithmetic that decides a token is the shared policy code of verify.h; compile with
 // --fmad=false (no contraction) and without --use_fast_math. Results are identical to the
 // CPU twin (verify_cpu.cpp) bit for bit, except TAS's threshold exp() (< 1 ulp in fp64).
@@ -49,9 +54,9 @@ __device__ void plan_lazy(const VerifyArgs& a, int64_t b, RowPlan* plan) {
       bool rej = false;
       if (j < n) {
         const int64_t xj = x[j];
-        const float t = a.target_probs[(b * (k + 1) + j) * V + xj];
-        const float s = a.draft_probs ? a.draft_probs[(b * k + j) * V + xj] : 1.0f;
-        const float u = a.u_acc[b * k + j];
+        const float t = a.target[(b * (k + 1) + j) * V + xj];
+        const float s = a.draft ? a.draft[(b * k + j) * V + xj] : 1.0f;
+        const float u = accept_uniform(a.seeds[b], a.counters[b], j);
         float target = t;
         if (a.strategy == kCactus) target = cactus_row(t, a.cactus_delta).h;
         else if (a.strategy == kInterp) target = interp_mix(t, s, a.interp_lambda, a.interp_rest);
@@ -75,7 +80,7 @@ __device__ void plan_lazy(const VerifyArgs& a, int64_t b, RowPlan* plan) {
       pl.draft = x[pos];
       pl.weights = a.strategy == kCactus ? kWCactus : kWSps;  // interp: SpS residual
       if (a.strategy == kCactus) {
-        const CactusRow cr = cactus_row(a.target_probs[(b * (k + 1) + pos) * V + pl.draft],
+        const CactusRow cr = cactus_row(a.target[(b * (k + 1) + pos) * V + pl.draft],
                                         a.cactus_delta);
         pl.cactus_h = cr.h;
         pl.cactus_scale = cr.scale;
@@ -100,31 +105,15 @@ __global__ void __launch_bounds__(kThreads)
   const float* p = row_p(a, pl, b);
   const int64_t begin = tile * kTile, end = min(begin + kTile, a.V);
 
-  TilePartial part{-2.0f, static_cast<int32_t>(begin), 0ull};
+  TilePartial part{0ull, 0ull};
   if (!pl.bad) {
-    if (a.noise_mode == kRace) {
-      const float* e = a.e_fin + b * a.V;
-      ScoreIdx best{-2.0f, INT64_MAX};
+    unsigned long long m = 0;
 #pragma unroll 4
-      for (int it = 0; it < kItems; ++it) {
-        const int64_t i = begin + it * kThreads + threadIdx.x;
-        if (i < end) {
-          const float s = race_score(weight_at(pl, a, q, p, i), e[i]);
-          if (race_better(s, i, best.s, best.i)) best = ScoreIdx{s, i};
-        }
-      }
-      best = block_best(best, sh.s, sh.i);
-      part.score = best.s;
-      part.index = static_cast<int32_t>(best.i);
-    } else {
-      unsigned long long m = 0;
-#pragma unroll 4
-      for (int it = 0; it < kItems; ++it) {
-        const int64_t i = begin + it * kThreads + threadIdx.x;
-        if (i < end) m += fixed_weight(weight_at(pl, a, q, p, i));
-      }
-      part.mass = block_sum(m, sh.u);
+    for (int it = 0; it < kItems; ++it) {
+      const int64_t i = begin + it * kThreads + threadIdx.x;
+      if (i < end) m += fixed_weight(weight_at(pl, a, q, p, i));
     }
+    part.mass = block_sum(m, sh.u);
   }
   if (threadIdx.x == 0) {
     parts[b * T + tile] = part;
@@ -136,56 +125,40 @@ __global__ void __launch_bounds__(kThreads)
   if (!sh.last) return;
   __threadfence();
 
-  // Last CTA of request b: combine the T tile partials in tile order.
+  // Last CTA of request b: combine the T tile masses in tile order.
   const TilePartial* rp = parts + b * T;
   int64_t token = 0;
   if (!pl.bad) {
-    if (a.noise_mode == kRace) {
-      ScoreIdx best{-INFINITY, INT64_MAX};
-      for (int64_t t = threadIdx.x; t < T; t += kThreads) {
-        const float s = __ldcg(&rp[t].score);
-        const int64_t i = __ldcg(&rp[t].index);
-        if (race_better(s, i, best.s, best.i)) best = ScoreIdx{s, i};
-      }
-      best = block_best(best, sh.s, sh.i);
-      token = best.i;
-      if (!(best.s > 0.0f) && pl.weights != kWQ) {
-        RowPlan fb = pl;
-        fb.weights = kWQ;
-        token = block_sample_with_fallback(fb, a, b, sh);
-      }
-    } else {
-      unsigned long long m = 0;
-      for (int64_t t = threadIdx.x; t < T; t += kThreads) m += __ldcg(&rp[t].mass);
-      const unsigned long long total = block_sum(m, sh.u);
-      if (total > 0) {
-        unsigned long long target = icdf_target(a.u_fin[b], total);
-        int64_t found_tile = -1;
-        for (int64_t base = 0; base < T; base += kThreads) {
-          const int64_t t = base + threadIdx.x;
-          const unsigned long long mt = t < T ? __ldcg(&rp[t].mass) : 0ull;
-          unsigned long long segtot;
-          const unsigned long long excl = block_excl_scan(mt, sh.u, &segtot);
-          if (target < segtot) {
-            if (excl <= target && target < excl + mt) {
-              sh.found = t;
-              sh.rest = target - excl;
-            }
-            __syncthreads();
-            found_tile = sh.found;
-            target = sh.rest;
-            __syncthreads();
-            break;
+    unsigned long long m = 0;
+    for (int64_t t = threadIdx.x; t < T; t += kThreads) m += __ldcg(&rp[t].mass);
+    const unsigned long long total = block_sum(m, sh.u);
+    if (total > 0) {
+      unsigned long long target = icdf_target(final_draw(a.seeds[b], a.counters[b]), total);
+      int64_t found_tile = -1;
+      for (int64_t base = 0; base < T; base += kThreads) {
+        const int64_t t = base + threadIdx.x;
+        const unsigned long long mt = t < T ? __ldcg(&rp[t].mass) : 0ull;
+        unsigned long long segtot;
+        const unsigned long long excl = block_excl_scan(mt, sh.u, &segtot);
+        if (target < segtot) {
+          if (excl <= target && target < excl + mt) {
+            sh.found = t;
+            sh.rest = target - excl;
           }
-          target -= segtot;
+          __syncthreads();
+          found_tile = sh.found;
+          target = sh.rest;
+          __syncthreads();
+          break;
         }
-        const int64_t lo = found_tile * kTile, hi = min(lo + kTile, a.V);
-        token = block_icdf_find(pl, a, q, p, lo, hi, target, sh);
-      } else if (pl.weights != kWQ) {
-        RowPlan fb = pl;
-        fb.weights = kWQ;
-        token = block_sample_with_fallback(fb, a, b, sh);
+        target -= segtot;
       }
+      const int64_t lo = found_tile * kTile, hi = min(lo + kTile, a.V);
+      token = block_icdf_find(pl, a, q, p, lo, hi, target, sh);
+    } else if (pl.weights != kWQ) {
+      RowPlan fb = pl;
+      fb.weights = kWQ;
+      token = block_sample_with_fallback(fb, a, b, sh);
     }
   }
   write_outputs(a, b, pl, token);
@@ -198,7 +171,7 @@ __global__ void __launch_bounds__(kThreads)
 __device__ ScoreIdx block_argmax_row(const float* x, int64_t V, Shared& sh) {
   ScoreIdx best{-INFINITY, INT64_MAX};
   for (int64_t i = threadIdx.x; i < V; i += kThreads)
-    if (race_better(x[i], i, best.s, best.i)) best = ScoreIdx{x[i], i};
+    if (argmax_better(x[i], i, best.s, best.i)) best = ScoreIdx{x[i], i};
   return block_best(best, sh.s, sh.i);
 }
 
@@ -263,7 +236,7 @@ __global__ void __launch_bounds__(kThreads)
         for (int64_t i = threadIdx.x; i < V; i += kThreads) {
           const float v = q[i];
           if (drafted) h += static_cast<unsigned long long>(entropy_term_fixed(v, entropy_log(v)));
-          if (race_better(v, i, best.s, best.i)) best = ScoreIdx{v, i};
+          if (argmax_better(v, i, best.s, best.i)) best = ScoreIdx{v, i};
         }
         best = block_best(best, sh.s, sh.i);
         res.token = best.i;
@@ -332,7 +305,48 @@ __global__ void __launch_bounds__(kThreads)
   if (threadIdx.x == 0) counters[b] = 0;
 }
 
+// ---------------------------------------------------------------------------------------------
+// Value checks (validate): one CTA per row of `target`, `draft` and greedy's `target_logits`.
+
+__global__ void __launch_bounds__(kThreads) check_kernel(VerifyArgs a, int32_t* flags) {
+  __shared__ Shared sh;
+  const int64_t b = blockIdx.y, k = a.k, V = a.V;
+  int64_t r = blockIdx.x;
+  int64_t n = a.num_drafts ? a.num_drafts[b] : k;
+  n = n < 0 ? 0 : (n > k ? k : n);  // out of range: flagged on the row by the main kernel
+  const float* row;
+  bool live, logits = false;
+  if (r <= k) {
+    row = row_q(a, b, r);
+    live = r <= n;
+  } else if (a.draft && r <= 2 * k) {
+    r -= k + 1;
+    row = a.draft + (b * k + r) * V;
+    live = r < n;
+  } else {
+    r -= a.draft ? 2 * k + 1 : k + 1;
+    row = a.target_logits + (b * (k + 1) + r) * V;
+    live = false;
+    logits = true;
+  }
+  double total = 0.0;
+  unsigned long long bad = 0;
+  for (int64_t i = threadIdx.x; i < V; i += kThreads) {
+    const float v = row[i];
+    total += v;
+    bad += logits ? (v != v) : !(v >= 0.0f);
+  }
+  total = block_sum(total, sh.d);
+  bad = block_sum(bad, sh.u);
+  const double off = total - 1.0;
+  if (threadIdx.x == 0 && (bad || (live && !(off <= kSumTol && off >= -kSumTol)))) flags[0] = 1;
+}
+
 inline bool is_lazy(int32_t s) { return s == kSps || s == kCactus || s == kInterp; }
+
+inline int64_t check_rows(const VerifyArgs& a) {
+  return (a.k + 1) + (a.draft ? a.k : 0) + (a.target_logits ? a.k + 1 : 0);
+}
 
 }  // namespace
 }  // namespace specbench
@@ -347,13 +361,18 @@ extern "C" int64_t specbench_verify_cuda_workspace_bytes(int64_t B, int64_t k, i
 
 #if !defined(SPECBENCH_CUDA_EMULATION)
 extern "C" int32_t specbench_verify_cuda(const specbench::VerifyArgs* args, void* workspace,
-                                         int32_t* counters, void* stream) {
+                                         int32_t* counters, int32_t* flags, void* stream) {
   using namespace specbench;
   const VerifyArgs& a = *args;
-  if (a.B < 0 || a.k < 0 || a.V < 1 || a.B > 65535 || !workspace || !counters) return kBadArgs;
-  if (a.strategy < kGreedy || a.strategy > kInterp) return kBadArgs;
+  if (a.B < 0 || a.k < 0 || a.V < 1 || a.B > 65535 || !workspace || !counters || !flags)
+    return kBadArgs;
+  if (a.strategy < kGreedy || a.strategy > kInterp || a.target_is_logits) return kBadArgs;
   if (a.B == 0) return kOk;
   cudaStream_t s = static_cast<cudaStream_t>(stream);
+  if (a.validate) {
+    const dim3 grid(static_cast<unsigned>(check_rows(a)), static_cast<unsigned>(a.B));
+    check_kernel<<<grid, kThreads, 0, s>>>(a, flags);
+  }
   if (is_lazy(a.strategy)) {
     const int64_t T = (a.V + kTile - 1) / kTile;
     const dim3 grid(static_cast<unsigned>(T), static_cast<unsigned>(a.B));

@@ -10,14 +10,17 @@ kernel that cannot be built here, runs on the reference.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from specbench_cli import kernels
 from specbench_cli.choices import BACKENDS
-from specbench_cli.strategies.base import REFERENCE, Driver, VerifyResult, reference_verify
+from specbench_cli.strategies.base import REFERENCE, Driver, VerifyResult
+from specbench_cli.strategies.inputs import LogitsStep, check_values
 
 if TYPE_CHECKING:
     import torch
+
+    from specbench_cli.noise import Noise
 
 
 def resolve_backend(backend: str, device: torch.device | str | None = None) -> str:
@@ -52,21 +55,62 @@ class CompiledDriver:
     def __init__(self, name: str) -> None:
         self.name = name
 
-    def __call__(self, strategy: Any, target_probs: torch.Tensor, *args: Any) -> VerifyResult:
-        desc = strategy.kernel
-        where = "torch" if desc is None else self._resolve(target_probs.device)
+    def __call__(self, strategy: Any, target_probs: torch.Tensor, draft_probs: torch.Tensor | None,
+                 draft_tokens: torch.Tensor, noise: Noise | None,
+                 target_logits: torch.Tensor | None, num_drafts: torch.Tensor | None,
+                 validate: bool) -> VerifyResult:  # fmt: skip
+        args = (target_probs, draft_probs, draft_tokens, noise, target_logits, num_drafts)
+        where = self._where(strategy, target_probs.device)
         if where == "torch":
-            return reference_verify(strategy, target_probs, *args)
-        draft_probs, draft_tokens, noise, target_logits, num_drafts = args
-        tokens, num_accepted = kernels.launch(
-            where, desc, target_probs, draft_probs, draft_tokens, noise, num_drafts, target_logits
-        )
-        return VerifyResult(tokens, num_accepted)
+            return REFERENCE(strategy, *args, validate)
+        tokens, accepted, status = kernels.launch(
+            where, strategy.kernel, target_probs, draft_probs, draft_tokens, noise, num_drafts,
+            target_logits, validate=validate)  # fmt: skip
+        _check_status(status, validate, lambda: check_values(
+            target_probs, draft_probs, draft_tokens, target_logits, num_drafts))  # fmt: skip
+        return VerifyResult(tokens, accepted)
 
-    def _resolve(self, device: torch.device) -> str:
+    def from_logits(self, strategy: Any, step: LogitsStep, noise: Noise | None,
+                    validate: bool) -> VerifyResult:  # fmt: skip
+        """The CPU kernel processes logits itself (temperature, top-k, softmax); top-p, which
+        needs a sort, and the other backends process them with `specbench_cli.sampling`."""
+        cfg = step.sampling
+        if cfg.top_p < 1.0 or self._where(strategy, step.target_logits.device) != "cpu":
+            q, p, processed = step.processed()
+            return self(strategy, q, p, step.draft_tokens, noise, processed, step.num_drafts,
+                        validate)  # fmt: skip
+        draft_logits = step.draft_logits is not None
+        tokens, accepted, status = kernels.launch(
+            "cpu", strategy.kernel, step.target_logits,
+            step.draft_logits if draft_logits else step.draft_probs, step.draft_tokens, noise,
+            step.num_drafts, logits=(draft_logits, cfg.temperature, cfg.top_k), validate=validate)
+
+        def reference_checks() -> None:
+            q, p, processed = step.processed()
+            check_values(q, p, step.draft_tokens, processed, step.num_drafts)
+
+        _check_status(status, validate, reference_checks)
+        return VerifyResult(tokens, accepted)
+
+    def _where(self, strategy: Any, device: torch.device) -> str:
+        if strategy.kernel is None:
+            return "torch"
         if self.name == "cpu" and device.type == "cpu" and kernels.cpu_kernel_available():
             return "cpu"  # the engine's case, without resolve_backend's checks
         return resolve_backend(self.name, device)
+
+
+def _check_status(status: int, validate: bool, reference_checks: Callable[[], None]) -> None:
+    """A kernel reported bad inputs: with `validate`, the reference's checks raise their own
+    `ValueError` (a value within rounding of a tolerance may pass them: the outputs stand);
+    bad ids without validation are a `RuntimeError`."""
+    if not status:
+        return
+    if validate:
+        reference_checks()
+        if status == kernels.BAD_VALUES:
+            return
+    raise RuntimeError(f"specbench verify: {kernels.STATUS_TEXT[status]}")
 
 
 def driver(backend: str) -> Driver:

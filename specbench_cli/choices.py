@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 BACKENDS = ("auto", "torch", "cpu", "cuda")  # verification: auto = fastest available here
-NOISE_MODES = ("race", "icdf")  # final-token noise, see docs/randomness.md
+# The verification noise results record as `config.noise_mode` (docs/randomness.md): older
+# files say "race" or "icdf", the streams specbench drew before its counter-based noise.
+NOISE_STREAM = "philox"
 DTYPES = ("auto", "float32", "bfloat16", "float16")  # auto: float32 on CPU, bfloat16 on GPU
 ENGINES = ("vllm", "sglang", "llamacpp")  # serving engines `--server` can benchmark

@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from specbench_cli.choices import BACKENDS, DTYPES, ENGINES, NOISE_MODES
+from specbench_cli.choices import BACKENDS, DTYPES, ENGINES
 from specbench_cli.errors import BadInput, shorten
 
 DEFAULT_STRATEGIES = ("sps", "tas", "cactus")
@@ -45,7 +45,6 @@ class RunConfig:
     trust_remote_code: bool = False
     chat_template: bool = True
     backend: str = "auto"  # verify kernels: auto | torch | cpu | cuda (auto: fastest available)
-    noise_mode: str = "race"  # final-token noise (docs/randomness.md): race | icdf
     warmup: int = 1  # untimed warm-up generations per engine
     audit: bool = True  # divergence audit of lossy strategies (untimed)
     output: str | None = None  # run folder; None -> runs/<timestamp>
@@ -77,7 +76,7 @@ FLAGS = {
     "temperature": "--temperature", "top_k": "--top-k", "top_p": "--top-p",
     "max_new_tokens": "--max-new-tokens", "seed": "--seed", "dtype": "--dtype",
     "trust_remote_code": "--trust-remote-code", "chat_template": "--chat-template",
-    "backend": "--backend", "noise_mode": "--noise-mode", "warmup": "--warmup",
+    "backend": "--backend", "warmup": "--warmup",
     "audit": "--audit", "output": "--output", "server": "--server",
     "baseline_server": "--baseline-server", "engine": "--engine",
     "concurrency": "--concurrency",
@@ -184,8 +183,6 @@ def validate(cfg: RunConfig) -> None:
         (cfg.dtype in DTYPES, f"--dtype must be one of {', '.join(DTYPES)} (got {cfg.dtype})"),
         (cfg.backend in BACKENDS,
          f"--backend must be one of {', '.join(BACKENDS)} (got {cfg.backend})"),
-        (cfg.noise_mode in NOISE_MODES,
-         f"--noise-mode must be one of {', '.join(NOISE_MODES)} (got {cfg.noise_mode})"),
         (bool(cfg.strategies) or bool(cfg.server), "at least one --strategy is needed"),
         (bool(cfg.suites), "at least one --suite is needed"),
         (

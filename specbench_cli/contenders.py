@@ -84,12 +84,12 @@ def build_contenders(cfg: RunConfig, target: Any, draft: Any, vocab: int,
             from specbench_cli.tree_engine import TreeEngine
 
             engine = TreeEngine(target.model, vocab, sampling, strategy, drafter, shape["depth"],
-                                eos, noise_mode=cfg.noise_mode)  # fmt: skip
+                                eos)  # fmt: skip
         else:
             audit = DivergenceAudit(strategy) if cfg.audit and not strategy.lossless else None
             drafter = with_draft_length(drafter, cfg.draft_length, cfg.k)
             engine = Engine(target.model, vocab, sampling, strategy, drafter, cfg.k, eos,
-                            noise_mode=cfg.noise_mode, observer=audit)  # fmt: skip
+                            observer=audit)  # fmt: skip
         contenders.append(Contender(strategy.label, drafter_label(cfg), engine, shape,
                                     own.memory))  # fmt: skip
     return contenders

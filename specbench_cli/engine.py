@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import torch
 
 from specbench_cli.drafters import as_batch_drafter
-from specbench_cli.noise import Noise
+from specbench_cli.noise import SEED_HIGH, Noise
 from specbench_cli.ragged_cache import RaggedCache
 from specbench_cli.sampling import SamplingConfig, process_logits, sample, to_probs
 from specbench_cli.timing import device_sync
@@ -87,7 +87,6 @@ class Engine:
             `Drafter` that is then run once per row (`drafters.as_batch_drafter`).
         k: tokens drafted per step.
         eos_ids: generation stops after any of these is committed.
-        noise_mode: final-token noise of the verify step, race or icdf (docs/randomness.md).
         observer: called after each verified step, per drafted row, outside its timing (the
             divergence audit).
     """
@@ -101,7 +100,6 @@ class Engine:
         drafter: Drafter | BatchDrafter | None = None,
         k: int = 4,
         eos_ids: tuple[int, ...] = (),
-        noise_mode: str = "race",
         observer: StepObserver | None = None,
     ):
         self.model = model
@@ -112,7 +110,6 @@ class Engine:
         self.drafter = None if drafter is None else as_batch_drafter(drafter)
         self.k = k if drafter is not None else 0
         self.eos_ids = frozenset(eos_ids)
-        self.noise_mode = noise_mode
         self.observer = observer
         self.sync = device_sync(self.device)
 
@@ -169,7 +166,7 @@ class Engine:
                                last_only=not any(drafts))[..., : self.vocab_size]  # fmt: skip
         self.sync()
         t2 = time.perf_counter()
-        accepted, emitted, target_probs = self._decide(logits, rows, drafts, draft_probs)
+        accepted, emitted = self._decide(logits, rows, drafts, draft_probs)
         t3 = time.perf_counter()
         # each row keeps pending + accepted drafts; its emitted token becomes the new pending one
         cache.truncate([len(r.context) + a for r, a in zip(rows, accepted, strict=True)])
@@ -179,12 +176,14 @@ class Engine:
         live = self._finish(rows, cache)
         t4 = time.perf_counter()
         records = {}
+        observed = self.observer is not None and any(drafts)
+        target_probs = self._target_probs(logits) if observed else None  # the clock stopped
         for i, r in enumerate(rows):
             record = StepRecord(len(drafts[i]), accepted[i], news[i], t4 - t0, t2 - t1, t1 - t0,
                                 draft_forward_s, t3 - t2)  # fmt: skip
-            if self.observer is not None and drafts[i]:
+            if target_probs is not None and drafts[i]:
                 p = None if self.sampling.greedy else draft_probs[i]
-                self.observer(record, target_probs[i], p, drafts[i])  # after the clock stopped
+                self.observer(record, target_probs[i, : len(drafts[i]) + 1], p, drafts[i])
             records[r.index] = record
         return live, records
 
@@ -245,10 +244,8 @@ class Engine:
         return [rows[i] for i in keep]
 
     def _decide(self, logits: torch.Tensor, rows: list[_Row], drafts: list[list[int]],
-                draft_probs: list[torch.Tensor | None]
-                ) -> tuple[list[int], list[int], dict[int, torch.Tensor]]:  # fmt: skip
-        """Per row, accepted drafts and the emitted token; for drafted rows (by position) the
-        target law `[n_r + 1, V]`, for the observer. Logits `[B, W, V]`."""
+                draft_probs: list[torch.Tensor | None]) -> tuple[list[int], list[int]]:  # fmt: skip
+        """Per row, accepted drafts and the emitted token. Logits `[B, W, V]`."""
         B = len(rows)
         accepted, emitted = [0] * B, [0] * B
         plain = [i for i in range(B) if not drafts[i]]
@@ -258,39 +255,37 @@ class Engine:
             tokens = self._emit_plain(rows_logits, [rows[i] for i in plain])
             for i, tok in zip(plain, tokens, strict=True):
                 emitted[i] = tok
-        target_probs: dict[int, torch.Tensor] = {}
         if drafted:
             sub = logits if len(drafted) == B else logits[drafted]
-            a, e, probs = self._verify(sub, [drafts[i] for i in drafted],
-                                       [draft_probs[i] for i in drafted],
-                                       [rows[i].generator for i in drafted])  # fmt: skip
+            a, e = self._verify(sub, [drafts[i] for i in drafted],
+                                [draft_probs[i] for i in drafted],
+                                [rows[i].generator for i in drafted])  # fmt: skip
             for j, i in enumerate(drafted):
                 accepted[i], emitted[i] = a[j], e[j]
-                target_probs[i] = probs[j, : len(drafts[i]) + 1]
-        return accepted, emitted, target_probs
+        return accepted, emitted
 
     def _verify(self, logits: torch.Tensor, drafts: list[list[int]],
                 draft_probs: list[torch.Tensor | None], generators: list[torch.Generator]
-                ) -> tuple[list[int], list[int], torch.Tensor]:  # fmt: skip
-        """The one verification call: every drafted row at once, ragged drafts padded to the
-        longest (`num_drafts` marks each row's own count)."""
-        processed = process_logits(logits, self.sampling)  # [B, k+1, V]
-        target_probs = to_probs(processed, self.sampling)
+                ) -> tuple[list[int], list[int]]:  # fmt: skip
+        """The one verification call: every drafted row at once from the raw logits (the
+        strategy's backend applies the sampling settings itself where it can), ragged drafts
+        padded to the longest (`num_drafts` marks each row's own count)."""
         k = logits.shape[1] - 1
         n = [len(d) for d in drafts]
         x = torch.tensor([d + [0] * (k - len(d)) for d in drafts], device=logits.device)
-        p = None if self.sampling.greedy else _draft_law(draft_probs, drafts, k, processed)
-        noise = (_row_noise(generators, n, processed.shape[-1], self.noise_mode, logits.device)
-                 if self.strategy.uses_noise else None)  # fmt: skip
+        p = None if self.sampling.greedy else _draft_law(draft_probs, drafts, k, logits)
+        noise = _row_noise(generators, logits.device) if self.strategy.uses_noise else None
         num_drafts = torch.tensor(n, device=logits.device) if min(n) < k else None
-        # inputs come from our own softmax: value checks would cost more than the kernel
-        result = self.strategy.verify_with_noise(
-            target_probs, p, x, noise, target_logits=processed, num_drafts=num_drafts,
-            validate=False,
-        )
+        # our own model's logits and drafter's laws: value checks would cost more than the kernel
+        result = self.strategy.verify_logits(logits, p, x, self.sampling, noise=noise,
+                                             num_drafts=num_drafts, validate=False)  # fmt: skip
         accepted = result.num_accepted.tolist()
-        emitted = result.tokens.gather(1, result.num_accepted[:, None]).squeeze(1).tolist()
-        return accepted, emitted, target_probs
+        tokens = result.tokens.tolist()
+        return accepted, [row[a] for row, a in zip(tokens, accepted, strict=True)]
+
+    def _target_probs(self, logits: torch.Tensor) -> torch.Tensor:
+        """The target laws `[B, W, V]` of a verified step, for the observer."""
+        return to_probs(process_logits(logits, self.sampling), self.sampling)
 
 
 def _draft_law(probs: list[torch.Tensor | None], drafts: list[list[int]], k: int,
@@ -299,7 +294,7 @@ def _draft_law(probs: list[torch.Tensor | None], drafts: list[list[int]], k: int
     its drafts (those positions are never tested); None when every row's drafts are one-hot."""
     if all(p is None for p in probs):
         return None
-    out = like.new_zeros(len(drafts), k, like.shape[-1])
+    out = like.new_zeros(len(drafts), k, like.shape[-1], dtype=torch.float32)
     for i, (p, d) in enumerate(zip(probs, drafts, strict=True)):
         if p is None:
             out[i, torch.arange(len(d)), torch.tensor(d)] = 1.0
@@ -308,16 +303,10 @@ def _draft_law(probs: list[torch.Tensor | None], drafts: list[list[int]], k: int
     return out
 
 
-def _row_noise(generators: list[torch.Generator], n: list[int], V: int, mode: str,
-               device: torch.device) -> Noise:  # fmt: skip
-    """Each row's verification noise drawn from its own generator exactly as a batch of one
-    draws it (`n_r` accept uniforms, then the final-token noise); accept uniforms are padded
-    with zeros to the longest draft (positions past `n_r` are never tested)."""
-    k = max(n)
-    parts = [Noise.draw(g, 1, m, V, mode, device=device)
-             for g, m in zip(generators, n, strict=True)]  # fmt: skip
-    u_acc = torch.cat([torch.nn.functional.pad(p.u_acc, (0, k - m))
-                       for p, m in zip(parts, n, strict=True)])  # fmt: skip
-    if mode == "race":
-        return Noise(u_acc, mode, e_fin=torch.cat([p.e_fin for p in parts]))
-    return Noise(u_acc, mode, u_fin=torch.cat([p.u_fin for p in parts]))
+def _row_noise(generators: list[torch.Generator], device: torch.device) -> Noise:
+    """Each row's verification noise from its own generator exactly as a batch of one draws it
+    (one Philox key per step, counter 0), so which rows share a batch never changes a row's
+    numbers."""
+    seeds = torch.cat([torch.randint(SEED_HIGH, (1,), generator=g, device=device)
+                       for g in generators])  # fmt: skip
+    return Noise(seeds, torch.zeros_like(seeds))

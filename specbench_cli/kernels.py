@@ -2,16 +2,17 @@
 
 Owns: finding the C++/CUDA sources, building them on first use into the cache
 (`$SPECBENCH_CACHE/kernels`), loading them once (`functools.cache`), the availability flags, and
-`launch`, which runs one checked step on a compiled backend given a rule's `KernelDesc`. It knows
-no rule by name and imports no strategy: `specbench_cli.backends` decides when a kernel runs and
-falls back to the PyTorch reference, which defines the semantics.
+`launch`, which runs one shape-checked step on a compiled backend given a rule's `KernelDesc`.
+It knows no rule by name and imports no strategy: `specbench_cli.backends` decides when a kernel
+runs and falls back to the PyTorch reference, which defines the semantics.
 
-Layers: `kernels/verify.h` (policy math shared by both backends) -> `verify_cpu.cpp` +
-`cpu_*.h` (C++ twin, OpenMP) and `verify_cuda.cu` + `cuda_common.cuh` (torch-free CUDA,
-extern "C") -> `binding.cpp` (the only torch-aware file: `torch.ops.specbench.verify_cpu` and
-`verify_cuda`) -> here. The CPU twin and the binding build with `torch.utils.cpp_extension.load`
-(g++, ~15 s once); the CUDA library is built by `nvcc` directly and loaded with ctypes only when
-CUDA is present; its launcher address and the current stream reach the binding as integers.
+Layers: `kernels/philox.h` (the noise) and `kernels/verify.h` (policy math shared by both
+backends) -> `verify_cpu.cpp` + `cpu_*.h` (C++ twin, OpenMP) and `verify_cuda.cu` +
+`cuda_common.cuh` (torch-free CUDA, extern "C") -> `binding.cpp` (the only torch-aware file:
+`torch.ops.specbench.verify_cpu` and `verify_cuda`) -> here. The CPU twin and the binding build
+with `torch.utils.cpp_extension.load` (g++, ~15 s once); the CUDA library is built by `nvcc`
+directly and loaded with ctypes only when CUDA is present; its launcher address and the current
+stream reach the binding as integers.
 Nothing happens at import. `SPECBENCH_KERNELS=off` disables the compiled backends; without a
 compiler they warn once and the reference runs.
 """
@@ -35,7 +36,11 @@ if TYPE_CHECKING:
     from specbench_cli.noise import Noise
     from specbench_cli.strategies.base import KernelDesc
 
-NOISE_IDS = {"race": 0, "icdf": 1}  # kernels/verify.h `enum NoiseMode`
+# kernels/verify.h `enum Status`: what a launch reports about its inputs
+BAD_DRAFT_TOKEN, BAD_NUM_DRAFTS, BAD_VALUES = 2, 3, 4
+STATUS_TEXT = {BAD_DRAFT_TOKEN: "a draft token id is outside [0, V)",
+               BAD_NUM_DRAFTS: "num_drafts outside [0, k]",
+               BAD_VALUES: "an input value failed the checks"}  # fmt: skip
 CPU_SOURCES = ("binding.cpp", "verify_cpu.cpp")
 CUDA_SOURCE = "verify_cuda.cu"
 CPU_CFLAGS = ["-O3", "-ffp-contract=off", "-fno-trapping-math", "-fopenmp"]
@@ -156,18 +161,34 @@ class _CudaLib:
         self.workspace_bytes = self.lib.specbench_verify_cuda_workspace_bytes
         self.workspace_bytes.restype = ctypes.c_int64
         self.workspace_bytes.argtypes = [ctypes.c_int64] * 3
-        self.counters: dict[int, torch.Tensor] = {}
+        self.tickets: dict[int, torch.Tensor] = {}
+        self.flags: dict[int, torch.Tensor] = {}
 
-    def counters_for(self, device: torch.device, B: int) -> torch.Tensor:
-        """Per-device int32 counters, zero between calls (each call leaves them zero)."""
+    def tickets_for(self, device: torch.device, B: int) -> torch.Tensor:
+        """Per-device int32 last-block tickets, zero between calls (each call leaves them zero)."""
         import torch
 
-        index = device.index if device.index is not None else torch.cuda.current_device()
-        have = self.counters.get(index)
+        index = _device_index(device)
+        have = self.tickets.get(index)
         if have is None or have.numel() < B:
             have = torch.zeros(max(B, 64), dtype=torch.int32, device=device)
-            self.counters[index] = have
+            self.tickets[index] = have
         return have
+
+    def flags_for(self, device: torch.device) -> torch.Tensor:
+        """Per-device int32 word the value checks set; zero between calls (read and cleared)."""
+        import torch
+
+        index = _device_index(device)
+        if index not in self.flags:
+            self.flags[index] = torch.zeros(1, dtype=torch.int32, device=device)
+        return self.flags[index]
+
+
+def _device_index(device: torch.device) -> int:
+    import torch
+
+    return device.index if device.index is not None else torch.cuda.current_device()
 
 
 def build_cuda_library(out: Path, archs: tuple[str, ...] = BASE_ARCHS) -> Path:
@@ -228,51 +249,53 @@ def cuda_kernel_available() -> bool:
 def launch(
     backend: str,
     desc: KernelDesc,
-    target_probs: torch.Tensor,  # [B, k+1, V] float32, checked
-    draft_probs: torch.Tensor | None,  # [B, k, V] float32, None = one-hot at draft_tokens
+    target: torch.Tensor,  # [B, k+1, V] float32: probabilities, or raw logits (logits mode)
+    draft: torch.Tensor | None,  # [B, k, V] float32 probabilities or logits, None = one-hot
     draft_tokens: torch.Tensor,  # [B, k] long
     noise: Noise | None,  # None only for rules that draw no randomness
     num_drafts: torch.Tensor | None = None,  # [B] long
     target_logits: torch.Tensor | None = None,  # [B, k+1, V] (the greedy argmax source)
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """`(tokens [B, k+1], num_accepted [B])` of one step on the built `cpu` or `cuda` kernel.
+    *,
+    logits: tuple[bool, float, int] | None = None,  # (draft is logits, temperature, top-k)
+    validate: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """`(tokens [B, k+1], num_accepted [B], status)` of one step on the built `cpu` or `cuda`
+    kernel; `logits` asks the CPU kernel for the logits mode (temperature and top-k processing).
 
-    Inputs are not value-checked here (the strategies' `verify` entry points do that). On CUDA
-    an invalid draft id or `num_drafts` marks its row with `num_accepted = -1` instead of raising
-    (checking on the host would sync).
+    A nonzero status reports the inputs (`BAD_DRAFT_TOKEN`, `BAD_NUM_DRAFTS` and, with
+    `validate`, `BAD_VALUES`; only then are the outputs valid). On CUDA an invalid draft id or
+    `num_drafts` marks its row with `num_accepted = -1` instead (checking on the host would
+    sync), and `validate` syncs to read the value checks' flag.
     """
     import torch
 
-    tensors = (
-        target_probs,
-        draft_probs,
-        draft_tokens,
-        None if noise is None else noise.u_acc,
-        None if noise is None else noise.e_fin,
-        None if noise is None else noise.u_fin,
-        num_drafts,
-        target_logits,
-    )
+    tensors = (target, draft, draft_tokens, None if noise is None else noise.seeds,
+               None if noise is None else noise.counters, num_drafts, target_logits)  # fmt: skip
     for t in tensors:
         if t is not None and not (t.dtype in (torch.float32, torch.int64) and t.is_contiguous()):
             tensors = tuple(_dense(t) for t in tensors)  # rare: checked inputs are float32
             break
-    mode = "race" if noise is None else noise.mode
-    args = (*tensors, desc.policy, NOISE_IDS[mode], *desc.binding_args())
+    args = (*tensors, desc.policy, *desc.binding_args())
     if backend == "cpu":
-        return _cpu_ops().verify_cpu.default(*args)
+        draft_logits, temperature, top_k = logits if logits is not None else (False, 1.0, 0)
+        return _cpu_ops().verify_cpu.default(*args, logits is not None, draft_logits, temperature,
+                                             top_k, validate)  # fmt: skip
     lib = _cuda_lib()
-    B, k1, V = target_probs.shape
-    workspace = torch.empty(
-        lib.workspace_bytes(B, k1 - 1, V), dtype=torch.uint8, device=target_probs.device
-    )
-    counters = lib.counters_for(target_probs.device, B)
-    stream = torch.cuda.current_stream(target_probs.device).cuda_stream
-    return _cpu_ops().verify_cuda.default(*args, workspace, counters, lib.launcher, stream)
+    B, k1, V = target.shape
+    workspace = torch.empty(lib.workspace_bytes(B, k1 - 1, V), dtype=torch.uint8,
+                            device=target.device)  # fmt: skip
+    flags = lib.flags_for(target.device)
+    stream = torch.cuda.current_stream(target.device).cuda_stream
+    tokens, accepted, status = _cpu_ops().verify_cuda.default(
+        *args, validate, workspace, lib.tickets_for(target.device, B), flags, lib.launcher, stream)
+    if validate and bool(flags[0]):  # the one sync validation costs on the device
+        flags.zero_()
+        status = status or BAD_VALUES
+    return tokens, accepted, status
 
 
 def _dense(t: torch.Tensor | None) -> torch.Tensor | None:
-    """float32 (probabilities, logits, noise) or int64 (ids, counts), contiguous."""
+    """float32 (probabilities, logits) or int64 (ids, counts, seeds), contiguous."""
     if t is None:
         return None
     t = t.float() if t.is_floating_point() else t.long()

@@ -23,6 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from specbench_cli.choices import NOISE_STREAM
 from specbench_cli.config import RunConfig
 from specbench_cli.errors import BadInput
 from specbench_cli.interrupts import Interrupted, stop_signals_ignored
@@ -137,7 +138,8 @@ def _execute(cfg: RunConfig, suites: list[Any], models: Models, folder: RunFolde
         settings = {s.name: row_settings(cfg, max_new_tokens(cfg, s), models.backend)
                     for s in suites}  # fmt: skip
         rows = [{**row, **settings.get(row["suite"], {})} for row in rows]  # type: ignore[misc]
-        data = make_results(cfg.to_dict(), env, rows, method_info(), stop.name if stop else None)
+        config = {**cfg.to_dict(), "noise_mode": NOISE_STREAM}  # compare refuses other streams
+        data = make_results(config, env, rows, method_info(), stop.name if stop else None)
         folder.write_results(data)
     return RunOutcome(folder.path, data, stop)
 
@@ -150,9 +152,9 @@ def max_new_tokens(cfg: RunConfig, suite: Any) -> int:
 def row_settings(cfg: RunConfig, max_new: int, backend: str) -> dict[str, Any]:
     """The settings a results row ran with (rows load into a data frame on their own)."""
     keys = ("target", "draft", "k", "temperature", "top_k", "top_p", "seed", "dtype",
-            "chat_template", "noise_mode", "batch_size")  # fmt: skip
+            "chat_template", "batch_size")  # fmt: skip
     return {**{key: getattr(cfg, key) for key in keys}, "max_new_tokens": max_new,
-            "verify_backend": backend}  # fmt: skip
+            "noise_mode": NOISE_STREAM, "verify_backend": backend}  # fmt: skip
 
 
 def warm_up(contenders: list[Any], suites: list[Any], tokenizer: Any, cfg: RunConfig) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from specbench_cli.choices import NOISE_STREAM
 from specbench_cli.config import RunConfig
 from specbench_cli.errors import BadInput
 from specbench_cli.interrupts import Interrupted, stop_signals_ignored
@@ -185,7 +186,8 @@ def sweep_results(sweep: Sweep, suites: list[Any], records: list[PromptRecord], 
     from specbench_cli.bootstrap import method_info
 
     rows = sweep_rows(sweep, records, suites, models.backend)
-    data = make_results(sweep.to_dict(), run_environment(models), rows, method_info(),
+    config = {**sweep.to_dict(), "noise_mode": NOISE_STREAM}  # as a run records it
+    data = make_results(config, run_environment(models), rows, method_info(),
                         stop.name if stop else None)  # fmt: skip
     data["sweep"] = {"axes": {a: v for a, v in sweep.axes.items() if len(v) > 1},
                      "strategy_params": sorted(f"{n}.{k}" for n, k in sweep.swept_params()),

@@ -57,12 +57,11 @@ class TreeEngine:
         drafter: any drafter; `propose_tree(context, depth, scheme)` when it has one.
         depth: deepest tree level drafted per step.
         eos_ids: generation stops after any of these is committed.
-        noise_mode: final-token noise of the verify step, race or icdf (docs/randomness.md).
     """
 
     def __init__(self, model: Any, vocab_size: int, sampling: SamplingConfig,
                  strategy: TreeStrategy, drafter: Drafter, depth: int = 4,
-                 eos_ids: tuple[int, ...] = (), noise_mode: str = "race") -> None:  # fmt: skip
+                 eos_ids: tuple[int, ...] = ()) -> None:  # fmt: skip
         check_tree_attention(model)
         self.model = model
         self.device = model.get_input_embeddings().weight.device
@@ -73,7 +72,6 @@ class TreeEngine:
         self.drafter = drafter
         self.depth = depth
         self.eos_ids = frozenset(eos_ids)
-        self.noise_mode = noise_mode
         self.sync = device_sync(self.device)
         self._cache_arg = cache_argument(model)
 
@@ -181,5 +179,5 @@ class TreeEngine:
                           torch.tensor(tree.parents, device=self.device), probs)  # fmt: skip
         # inputs come from our own softmax: value checks would cost more than the walk
         result = self.strategy.verify_tree(target_probs, draft, gen, target_logits=processed,
-                                           noise_mode=self.noise_mode, validate=False)
+                                           validate=False)
         return result.path.tolist(), int(result.tokens[-1])

@@ -132,28 +132,33 @@ void launch(dim3 grid, unsigned threads, std::mt19937* rng, F body) {
 }  // namespace
 
 // Same contract as specbench_verify_cuda, on host memory. Returns 0, a Status, or 99 when a
-// counter was not left at zero.
+// ticket was not left at zero; *flags receives the value checks' flag (validate).
 extern "C" int32_t specbench_verify_cuda_emulated(const specbench::VerifyArgs* args,
-                                                  uint32_t seed) {
+                                                  uint32_t seed, int32_t* flags) {
   using namespace specbench;
   const VerifyArgs a = *args;
-  if (a.B < 0 || a.k < 0 || a.V < 1) return kBadArgs;
+  if (a.B < 0 || a.k < 0 || a.V < 1 || a.target_is_logits) return kBadArgs;
   if (a.B == 0) return kOk;
   std::vector<unsigned char> ws(
       static_cast<size_t>(specbench_verify_cuda_workspace_bytes(a.B, a.k, a.V)), 0xAB);
-  std::vector<int32_t> counters(static_cast<size_t>(a.B), 0);
+  std::vector<int32_t> tickets(static_cast<size_t>(a.B), 0);
   std::mt19937 rng(seed);
+  *flags = 0;
+  if (a.validate) {
+    launch(dim3(static_cast<unsigned>(check_rows(a)), static_cast<unsigned>(a.B)), kThreads, &rng,
+           [&] { check_kernel(a, flags); });
+  }
   if (is_lazy(a.strategy)) {
     const int64_t T = (a.V + kTile - 1) / kTile;
     auto* parts = reinterpret_cast<TilePartial*>(ws.data());
     launch(dim3(static_cast<unsigned>(T), static_cast<unsigned>(a.B)), kThreads, &rng,
-           [&] { lazy_kernel(a, parts, counters.data(), T); });
+           [&] { lazy_kernel(a, parts, tickets.data(), T); });
   } else {
     auto* results = reinterpret_cast<RowResult*>(ws.data());
     launch(dim3(static_cast<unsigned>(a.k + 1), static_cast<unsigned>(a.B)), kThreads, &rng,
-           [&] { scan_kernel(a, results, counters.data()); });
+           [&] { scan_kernel(a, results, tickets.data()); });
   }
-  for (int32_t c : counters)
+  for (int32_t c : tickets)
     if (c != 0) return 99;
   return kOk;
 }

@@ -194,9 +194,9 @@ def test_row_tokens_do_not_depend_on_neighbours(target, draft, strategy):
 
 # --- the target law per row at batch > 1 -----------------------------------------------------
 
-@pytest.mark.parametrize("drafter_kind,k,noise_mode",
-                         [("model", 3, "race"), ("ngram", 2, "race"), ("model", 1, "icdf")])
-def test_sps_batch_rows_sample_the_target_law(drafter_kind, k, noise_mode):
+@pytest.mark.parametrize("drafter_kind,k,backend",
+                         [("model", 3, "torch"), ("ngram", 2, "torch"), ("model", 1, "cpu")])
+def test_sps_batch_rows_sample_the_target_law(drafter_kind, k, backend):
     """SpS at T=1 with 2 prompts of different lengths, 2000 rows each, interleaved in one
     batch: per prompt, the first 3 tokens of its rows follow the target's exact law
     (chi-square p > 1e-6, fixed seeds)."""
@@ -208,8 +208,7 @@ def test_sps_batch_rows_sample_the_target_law(drafter_kind, k, noise_mode):
     sampling = SamplingConfig(temperature=1.0)
     drafter = (DraftModelDrafter(DraftContext(sampling, vocab, draft))
                if drafter_kind == "model" else NgramDrafter(min_ngram=1))  # fmt: skip
-    engine = Engine(target, vocab, sampling, get_strategy("sps"), drafter, k,
-                    noise_mode=noise_mode)
+    engine = Engine(target, vocab, sampling, get_strategy("sps", backend=backend), drafter, k)
     batch = [prompts[i % 2] for i in range(2 * n)]
     outputs, _ = run_batch(engine, batch, m, seeds=list(range(2 * n)))
     for which, prompt in enumerate(prompts):

@@ -1,10 +1,11 @@
 """Hand-built tables and edge cases for the acceptance strategies (docs/strategies.md and
 docs/randomness.md).
 
-Greedy rules, the strict accept test, bonus rows with ragged drafts, -1 padding, race and icdf
-sampling on hand-picked noise, the empty-residual fallback, the randomness contract, input
-validation, and the registry / CLI spec parsing. Everything here is exact; statistical checks
-live in test_strategies_stats.py.
+Greedy rules, the strict accept test, bonus rows with ragged drafts, -1 padding, the fixed-point
+sampler on hand-picked draws, the empty-residual fallback, the randomness contract (one seed per
+call, rows independent of their batch position, the logits entry), input validation with the
+same errors on every backend, and the registry / CLI spec parsing. Everything here is exact;
+statistical checks live in test_strategies_stats.py, the noise itself in test_noise.py.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import sys
 import pytest
 import torch
 
+from specbench_cli import kernels
+from specbench_cli.sampling import SamplingConfig, process_logits, to_probs
 from specbench_cli.strategies import (
     Noise,
     available_strategies,
@@ -24,14 +27,16 @@ from specbench_cli.strategies import (
     rule_kinds,
     strategy_class,
 )
+from specbench_cli.strategies.base import Step
 from specbench_cli.strategies.weights import sample_from_weights
 
 ALL = ["greedy", "sps", "block", "tas", "cactus", "topk", "interp"]  # the chain rules
+BACKENDS = ["torch"] + (["cpu"] if kernels.compiler_available() else []) + (
+    ["cuda"] if torch.cuda.is_available() else [])  # fmt: skip
 
 
-def make_noise(mode: str, u_acc, final) -> Noise:
-    u, f = torch.tensor(u_acc, dtype=torch.float32), torch.tensor(final, dtype=torch.float32)
-    return Noise(u, mode, e_fin=f) if mode == "race" else Noise(u, mode, u_fin=f)
+def noise(B: int, seed: int = 0) -> Noise:
+    return Noise(torch.full((B,), seed), torch.arange(B))
 
 
 def probs(*rows) -> torch.Tensor:
@@ -101,62 +106,54 @@ def test_greedy_consumes_no_randomness_and_accepts_no_noise() -> None:
 
 
 def test_accept_is_strict_u_times_p_below_t() -> None:
-    target = probs([[0.25] * 4, [0.25] * 4], [[0.25] * 4, [0.25] * 4],
-                   [[0.25] * 4, [0.25] * 4], [[0.5, 0.5, 0, 0], [0.25] * 4])  # fmt: skip
-    draft = probs([[0.5, 0.5, 0, 0]], [[0.5, 0.5, 0, 0]], [[0.5, 0.5, 0, 0]], [[0.25] * 4])
-    x = torch.tensor([[0], [0], [2], [2]])
+    q_x = torch.tensor([[0.25, 0.25, 0.25, 0.0]])
+    p_x = torch.tensor([[0.5, 0.5, 0.0, 0.5]])
     below_half = 0.5 - 2.0**-25  # the float32 just below 0.5
-    # rows: u*p == q rejects; just below accepts; p(x) = 0 with q > 0 accepts; q(x) = 0 at u = 0
-    noise = make_noise("race", [[0.5], [below_half], [0.99], [0.0]], [[1.0] * 4] * 4)
-    r = get_strategy("sps").verify_with_noise(target, draft, x, noise)
-    assert r.num_accepted.tolist() == [0, 1, 1, 0]
-    assert r.tokens[0, 0] in (2, 3) and r.tokens[3, 0] in (0, 1)  # residual supports
+    # u*p == q rejects; just below accepts; p(x) = 0 with q > 0 accepts; q(x) = 0 rejects at u = 0
+    u = torch.tensor([[0.5, below_half, 0.99, 0.0]])
+    step = Step(torch.empty(1, 5, 1), None, torch.zeros(1, 4, dtype=torch.long), None, q_x, p_x, u,
+                None)
+    assert get_strategy("sps").accept(step).tolist() == [[False, True, True, False]]
 
 
 @pytest.mark.parametrize("spec", ["sps", "cactus:delta=0.5", "interp"])
-@pytest.mark.parametrize("mode", ["race", "icdf"])
-def test_empty_residual_falls_back_to_the_target(spec: str, mode: str) -> None:
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_empty_residual_falls_back_to_the_target(spec: str, backend: str) -> None:
     # q = p and the draft has p(x) = q(x) = 0: always rejected, residual max(.., 0) is all zero
-    target = probs([[0.5, 0.5, 0, 0], [0, 0, 0, 1]])
-    draft = probs([[0.5, 0.5, 0, 0]])
-    x = torch.tensor([[2]])
-    if mode == "race":
-        noise = make_noise("race", [[0.3]], [[1.0, 0.5, 1.0, 1.0]])  # q / e favours id 1 over id 0
-    else:
-        noise = make_noise("icdf", [[0.3]], [0.75])  # cumulative q: 0.5, 1.0 -> id 1
-    r = parse_strategy_spec(spec).verify_with_noise(target, draft, x, noise)
-    assert r.tokens.tolist() == [[1, -1]]
+    B = 64
+    target = probs([[0.5, 0.5, 0, 0], [0, 0, 0, 1]]).expand(B, 2, 4).contiguous()
+    draft = probs([[0.5, 0.5, 0, 0]]).expand(B, 1, 4).contiguous()
+    x = torch.full((B, 1), 2)
+    n = noise(B, seed=3)
+    r = parse_strategy_spec(spec, backend=backend).verify_with_noise(target, draft, x, n)
+    expected = sample_from_weights(target[:, 0], n.final_draws())  # a sample of q, same draw
+    assert r.num_accepted.tolist() == [0] * B and torch.equal(r.tokens[:, 0], expected)
+    assert set(expected.tolist()) == {0, 1}
 
 
-def test_race_sampling_table() -> None:
-    tiny = 2.0**-149  # smallest float32: tiny / 10 underflows to a score of 0
-    w = torch.tensor([[1.0, 0.0, 3.0], [1.0, 0.0, 3.0], [2.0, 2.0, 0.0], [2.0, 1.0, 0.0],
-                      [0.0, 1.0, 0.0], [0.0, 0.0, 0.0], [0.0, tiny, 0.0]])  # fmt: skip
-    e = torch.tensor([[1.0, 1e-9, 2.0], [0.25, 0.0, 2.0], [1.0, 1.0, 1.0], [0.0, 0.0, 1.0],
-                      [0.0, 0.0, 0.0], [1.0, 1.0, 1.0], [1.0, 10.0, 0.0]])  # fmt: skip
-    noise = Noise(torch.zeros(7, 0), "race", e_fin=e)
-    fallback = torch.tensor([[1.0, 0.0, 0.0]] * 5 + [[0.0, 0.0, 1.0]] * 2)
-    # scores: [1,-1,1.5], [4,-1,1.5], tie -> lowest id, two infs -> lowest id, w=0 never wins
-    # even at e=0, all-zero weights take the fallback (never a blind token 0), and an
-    # underflowed score 0 still beats the -1 of zero weights
-    assert sample_from_weights(w, noise, fallback).tolist() == [2, 0, 0, 0, 1, 2, 1]
+def test_fixed_point_sampling_table() -> None:
+    w = torch.tensor([[1.0, 0.0, 3.0]] * 5 + [[0.0, 0.0, 0.0]])
+    quarter = 2**62  # r / 2^64 = 1/4: the target is exactly the first prefix sum, 2^44
+    draws = torch.tensor([0, quarter - 1, quarter, -1, -(2**63), 5])  # -1: 2^64 - 1, -2^63: 2^63
+    fallback = torch.tensor([[1.0, 0.0, 0.0]] * 5 + [[0.0, 1.0, 1.0]])
+    # targets 0, 2^44 - 1 -> id 0; 2^44 (the zero-weight id 1 is skipped) -> 2; the largest
+    # draw -> the last positive id; all-zero weights take the fallback, never a blind token 0
+    assert sample_from_weights(w, draws, fallback).tolist() == [0, 0, 2, 2, 2, 1]
 
 
-def test_icdf_sampling_table() -> None:
-    w = torch.tensor([[1.0, 0.0, 3.0]] * 4 + [[0.0, 0.0, 0.0]])
-    noise = Noise(torch.zeros(5, 0), "icdf", u_fin=torch.tensor([0.0, 0.2, 0.25, 0.9, 0.5]))
-    fallback = torch.tensor([[1.0, 0.0, 0.0]] * 4 + [[0.0, 1.0, 1.0]])
-    # u * Z = 0, 0.8, 1.0 (exactly the first boundary: the zero-weight id 1 is skipped), 3.6
-    assert sample_from_weights(w, noise, fallback).tolist() == [0, 0, 2, 2, 2]
+def test_tiny_weights_below_the_fixed_point_step_count_as_zero() -> None:
+    w = torch.tensor([[2.0**-45, 1.0, 2.0**-44]])
+    draws = torch.tensor([-1, 0])
+    assert sample_from_weights(w.expand(2, 3), draws).tolist() == [2, 1]
 
 
 # -- bonus rows, ragged drafts, padding -------------------------------------------------------
 
 
 @pytest.mark.parametrize("name", ALL)
-@pytest.mark.parametrize("mode", ["race", "icdf"])
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("explicit_draft", [False, True])
-def test_all_accepted_rows_take_the_bonus_from_row_n_r(name, mode, explicit_draft) -> None:
+def test_all_accepted_rows_take_the_bonus_from_row_n_r(name, backend, explicit_draft) -> None:
     B, k, V = 4, 3, 8
     target = torch.zeros(B, k + 1, V)
     target[:, torch.arange(k + 1), torch.arange(k + 1) + 3] = 1.0  # row j is one-hot at j + 3
@@ -166,21 +163,20 @@ def test_all_accepted_rows_take_the_bonus_from_row_n_r(name, mode, explicit_draf
     draft = None
     if explicit_draft:
         draft = torch.nn.functional.one_hot(x.clamp_min(0), V).float()
-    r = get_strategy(name).verify(target, draft, x, torch.Generator().manual_seed(1),
-                                  num_drafts=n_r, noise_mode=mode)  # fmt: skip
+    r = get_strategy(name, backend=backend).verify(
+        target, draft, x, torch.Generator().manual_seed(1), num_drafts=n_r)
     assert r.num_accepted.tolist() == [0, 1, 3, 2]
     assert r.tokens.tolist() == [[3, -1, -1, -1], [3, 4, -1, -1], [3, 4, 5, 6], [3, 4, 5, -1]]
 
 
 @pytest.mark.parametrize("spec", ALL + ["tas:bonus=argmax", "topk:k=1", "cactus:delta=0"])
-@pytest.mark.parametrize("mode", ["race", "icdf"])
 @pytest.mark.parametrize("deterministic", [False, True])
-def test_padding_structure_and_support(spec: str, mode: str, deterministic: bool) -> None:
+def test_padding_structure_and_support(spec: str, deterministic: bool) -> None:
     B, k, V = 3000, 5, 12
     target, draft, x, n_r, g = random_inputs(B, k, V, seed=len(spec) + 7 * deterministic)
     if deterministic:
         draft = None
-    r = parse_strategy_spec(spec).verify(target, draft, x, g, num_drafts=n_r, noise_mode=mode)
+    r = parse_strategy_spec(spec).verify(target, draft, x, g, num_drafts=n_r)
     a, tokens = r.num_accepted, r.tokens
     assert tokens.shape == (B, k + 1) and a.dtype == tokens.dtype == torch.int64
     assert bool((a >= 0).all() and (a <= n_r).all())
@@ -206,29 +202,48 @@ def test_k_zero_is_an_ordinary_decoding_step(name: str) -> None:
 # -- the randomness contract ------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("mode", ["race", "icdf"])
-def test_noise_draw_order(mode: str) -> None:
-    B, k, V = 3, 4, 7
-    noise = Noise.draw(torch.Generator().manual_seed(9), B, k, V, mode)
-    g = torch.Generator().manual_seed(9)
-    assert torch.equal(noise.u_acc, torch.rand(B, k, generator=g))  # all k first
-    if mode == "race":
-        assert torch.equal(noise.e_fin, -torch.log1p(-torch.rand(B, V, generator=g)))
-        assert noise.u_fin is None
-    else:
-        assert torch.equal(noise.u_fin, torch.rand(B, generator=g)) and noise.e_fin is None
-
-
 @pytest.mark.parametrize("spec", ["sps", "block", "cactus", "topk", "interp", "tas"])
-@pytest.mark.parametrize("mode", ["race", "icdf"])
-def test_verify_draws_exactly_one_noise(spec: str, mode: str) -> None:
+def test_verify_draws_exactly_one_seed(spec: str) -> None:
     target, draft, x, n_r, _ = random_inputs(50, 3, 9, seed=4)
     s = parse_strategy_spec(spec)
     g1, g2 = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
-    r1 = s.verify(target, draft, x, g1, num_drafts=n_r, noise_mode=mode)
-    r2 = s.verify_with_noise(target, draft, x, Noise.draw(g2, 50, 3, 9, mode), num_drafts=n_r)
+    r1 = s.verify(target, draft, x, g1, num_drafts=n_r)
+    r2 = s.verify_with_noise(target, draft, x, Noise.draw(g2, 50), num_drafts=n_r)
     assert torch.equal(r1.tokens, r2.tokens)
     assert torch.equal(torch.rand(3, generator=g1), torch.rand(3, generator=g2))
+
+
+@pytest.mark.parametrize("spec", ["sps", "cactus", "topk", "interp", "tas"])
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_rows_with_their_own_seeds_do_not_depend_on_batch_position(spec: str, backend: str) -> None:
+    """The batched-engine form: each row's (seed, counter) fixes its tokens, wherever it sits."""
+    target, draft, x, n_r, _ = random_inputs(40, 3, 9, seed=6)
+    n = Noise(torch.arange(40) * 7919, torch.arange(40) % 5)
+    s = parse_strategy_spec(spec, backend=backend)
+    whole = s.verify_with_noise(target, draft, x, n, num_drafts=n_r)
+    order = torch.randperm(40, generator=torch.Generator().manual_seed(1))
+    part = order[:13]
+    shuffled = s.verify_with_noise(target[part], draft[part], x[part],
+                                   Noise(n.seeds[part], n.counters[part]), num_drafts=n_r[part])
+    assert torch.equal(shuffled.tokens, whole.tokens[part])
+
+
+@pytest.mark.parametrize("spec", ["sps", "greedy", "tas", "topk"])
+@pytest.mark.parametrize("cfg", [SamplingConfig(0.8, top_k=4), SamplingConfig(0.0),
+                                 SamplingConfig(1.0, top_p=0.7)])  # fmt: skip
+def test_verify_logits_is_processing_then_verify(spec: str, cfg: SamplingConfig) -> None:
+    """The reference of the logits entry is `sampling.py`'s processing, then `verify`."""
+    g = torch.Generator().manual_seed(2)
+    logits, draft_logits = torch.randn(30, 4, 9, generator=g), torch.randn(30, 3, 9, generator=g)
+    draft = to_probs(process_logits(draft_logits, cfg), cfg)
+    x = torch.randint(0, 9, (30, 3), generator=g)
+    s = parse_strategy_spec(spec)
+    processed = process_logits(logits, cfg)
+    want = s.verify_with_noise(to_probs(processed, cfg), draft, x, noise(30),
+                               target_logits=processed)
+    for kwargs in ({"draft_probs": draft}, {"draft_probs": None, "draft_logits": draft_logits}):
+        got = s.verify_logits(logits, draft_tokens=x, sampling=cfg, noise=noise(30), **kwargs)
+        assert torch.equal(got.tokens, want.tokens)
 
 
 # -- rule specifics ---------------------------------------------------------------------------
@@ -236,18 +251,18 @@ def test_verify_draws_exactly_one_noise(spec: str, mode: str) -> None:
 
 def test_tas_rules() -> None:
     # row 0: H ~ 0.394, tau = min(0.09, 0.3 e^-H) = 0.09; q(0) = 0.05 rejects -> argmax 1
-    target = probs([[0.05, 0.9, 0.05], [0.2, 0.3, 0.5]])
-    noise = make_noise("race", [[0.0]], [[1.0, 1.0, 0.1]])
+    target = probs([[0.05, 0.9, 0.05], [0.0, 0.0, 1.0]])
+    n = noise(1)
     tas, x0, x1, x2 = get_strategy("tas"), *(torch.tensor([[i]]) for i in range(3))
-    assert tas.verify_with_noise(target, None, x0, noise).tokens.tolist() == [[1, -1]]
-    # accepted draft 1; the bonus is sampled from row 1 (id 2 wins the race) or its argmax
-    assert tas.verify_with_noise(target, None, x1, noise).tokens.tolist() == [[1, 2]]
+    assert tas.verify_with_noise(target, None, x0, n).tokens.tolist() == [[1, -1]]
+    # accepted draft 1; the bonus is sampled from row 1 (one-hot at 2) or its argmax
+    assert tas.verify_with_noise(target, None, x1, n).tokens.tolist() == [[1, 2]]
     argmax = get_strategy("tas", bonus="argmax")
     assert argmax.verify_with_noise(target, None, x1, None).tokens.tolist() == [[1, 2]]
     loose = get_strategy("tas", eps=0.0, alpha=0.0)  # accepts every draft with q > 0
     target = probs([[0.001, 0.999, 0.0], [0.2, 0.3, 0.5]])
-    assert loose.verify_with_noise(target, None, x0, noise).num_accepted.item() == 1
-    assert loose.verify_with_noise(target, None, x2, noise).tokens.tolist() == [[1, -1]]
+    assert loose.verify_with_noise(target, None, x0, n).num_accepted.item() == 1
+    assert loose.verify_with_noise(target, None, x2, n).tokens.tolist() == [[1, -1]]
 
 
 def test_topk_rules() -> None:
@@ -302,16 +317,36 @@ BAD_INPUTS = {
 }
 
 
-@pytest.mark.parametrize("name", ["sps", "greedy"])
+@pytest.mark.parametrize("name", ["sps", "greedy", "tas"])
 @pytest.mark.parametrize("label", list(BAD_INPUTS))
-def test_bad_inputs_raise_before_any_randomness(name: str, label: str) -> None:
+def test_bad_inputs_raise_the_same_error_on_every_backend(name: str, label: str) -> None:
+    """Compiled kernels check values in their first pass; the error is the reference's own, and
+    bad input consumes no randomness."""
+    messages = set()
+    for backend in BACKENDS:
+        inputs = _good()
+        inputs.update(BAD_INPUTS[label](inputs))
+        g = torch.Generator().manual_seed(0)
+        state = g.get_state()
+        with pytest.raises(ValueError) as err:
+            get_strategy(name, backend=backend).verify(generator=g, **inputs)
+        assert torch.equal(g.get_state(), state), backend
+        messages.add(str(err.value))
+    assert len(messages) == 1, messages
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_bad_logits_raise_the_reference_paths_error(backend: str) -> None:
     inputs = _good()
-    inputs.update(BAD_INPUTS[label](inputs))
-    g = torch.Generator().manual_seed(0)
-    state = g.get_state()
-    with pytest.raises(ValueError):
-        get_strategy(name).verify(generator=g, **inputs)
-    assert torch.equal(g.get_state(), state)
+    logits = inputs["target_probs"].log()
+    x, cfg = inputs["draft_tokens"], SamplingConfig(0.9, top_k=3)
+    s = get_strategy("sps", backend=backend)
+    s.verify_logits(logits, None, x, cfg, noise=noise(2))
+    for bad, fragment in ((math.nan, "target_probs"), (math.inf, "target_probs")):
+        with pytest.raises(ValueError, match=fragment):
+            s.verify_logits(_poked(logits, bad), None, x, cfg, noise=noise(2))
+    with pytest.raises(ValueError, match="target_logits contain NaN"):  # greedy: no softmax
+        s.verify_logits(_poked(logits, math.nan), None, x, SamplingConfig(0.0), noise=noise(2))
 
 
 def test_validation_edges() -> None:
@@ -322,14 +357,15 @@ def test_validation_edges() -> None:
     s.verify(**{**inputs, "target_probs": inputs["target_probs"] * 2}, validate=False)
     with pytest.raises(ValueError, match="target_probs"):  # shapes are checked regardless
         s.verify(**{**inputs, "target_probs": inputs["target_probs"][:, :3]}, validate=False)
-    with pytest.raises(ValueError, match="noise mode"):
-        s.verify(**inputs, noise_mode="gumbel")
     with pytest.raises(ValueError, match="needs noise"):
         s.verify_with_noise(inputs["target_probs"], inputs["draft_probs"],
                             inputs["draft_tokens"], None)  # fmt: skip
-    with pytest.raises(ValueError, match="u_acc"):
+    with pytest.raises(ValueError, match="noise seeds must be an int64 \\[2\\] tensor"):
         s.verify_with_noise(inputs["target_probs"], inputs["draft_probs"],
-                            inputs["draft_tokens"], Noise.draw(None, 2, 3, 4))  # fmt: skip
+                            inputs["draft_tokens"], Noise.draw(None, 3))  # fmt: skip
+    with pytest.raises(ValueError, match="draft_logits must be None or"):
+        s.verify_logits(inputs["target_probs"].log(), None, inputs["draft_tokens"],
+                        SamplingConfig(), draft_logits=torch.zeros(2, 3, 6))  # fmt: skip
 
 
 # -- registry and specs -----------------------------------------------------------------------

@@ -70,15 +70,14 @@ def star(K: int) -> torch.Tensor:
     return torch.full((K,), -1, dtype=torch.long)
 
 
-def _first_token_counts(rule: str, q, p, K, N, det, seed, mode="race"):
+def _first_token_counts(rule: str, q, p, K, N, det, seed):
     V = q.numel()
     g = torch.Generator().manual_seed(seed)
     tokens = draw_siblings(rule, p[None].expand(N, V), K, g, det)
     bonus = _dist(np.random.default_rng(seed).dirichlet([1.0] * V))
     target = torch.cat([q[None], bonus[None].expand(K, V)])[None].expand(N, K + 1, V)
     probs = None if det else p[None, None].expand(N, K, V)
-    r = get_strategy(rule).verify_tree(target, DraftTree(tokens, star(K), probs), g,
-                                       noise_mode=mode)  # fmt: skip
+    r = get_strategy(rule).verify_tree(target, DraftTree(tokens, star(K), probs), g)
     accepted = r.num_accepted == 1
     assert bool((r.path[accepted, 0] >= 0).all()) and bool((r.path[~accepted, 0] == -1).all())
     kept = tokens[accepted].gather(1, r.path[accepted, :1])[:, 0]
@@ -103,13 +102,6 @@ def test_depth1_law(rule: str, V: int, K: int) -> None:
         if int(accepted.sum()):
             expected = bonus_row if rule != "greedy" else torch.eye(V)[int(bonus_row.argmax())]
             assert_follows(bonus, expected, what + " (bonus)")
-
-
-@pytest.mark.parametrize("rule", ["specinfer", "rrs", "spectr"])
-def test_depth1_law_icdf(rule: str) -> None:
-    for i, (case, q, p, det) in enumerate(depth1_cases(8)[:6]):
-        first, *_ = _first_token_counts(rule, q, p, 3, 200_000, det, 50 + i, mode="icdf")
-        assert_follows(first, q.double(), f"{rule} icdf {case}")
 
 
 # -- depth 2: the joint law of two tokens ----------------------------------------------------------
@@ -291,11 +283,10 @@ def test_rrs_with_fewer_tokens_than_siblings() -> None:
 # -- structure, reductions, bad input ------------------------------------------------------------
 
 
-@pytest.mark.parametrize("mode", ["race", "icdf"])
-def test_a_one_branch_tree_is_the_chain_rule(mode: str) -> None:
+def test_a_one_branch_tree_is_the_chain_rule() -> None:
     B, k, V = 20_000, 4, 8
     q, p, x, _, g = random_inputs(B, k, V, seed=6)
-    noise = Noise.draw(g, B, k, V, mode)
+    noise = Noise.draw(g, B)
     chain = torch.arange(-1, k - 1)
     for tree_rule, chain_rule in (("specinfer", "sps"), ("rrs", "sps"), ("spectr", "sps"),
                                   ("greedy", "greedy")):  # fmt: skip
@@ -313,7 +304,7 @@ def test_unbatched_result_and_noise_contract() -> None:
     tree = DraftTree(torch.tensor([1, 2, 3, 4]), torch.tensor([-1, -1, 0, 0]), p)
     s = get_strategy("specinfer")
     r1 = s.verify_tree(q, tree, torch.Generator().manual_seed(3))
-    r2 = s.verify_tree_with_noise(q, tree, Noise.draw(torch.Generator().manual_seed(3), 1, 4, V))
+    r2 = s.verify_tree_with_noise(q, tree, Noise.draw(torch.Generator().manual_seed(3), 1))
     assert torch.equal(r1.path, r2.path) and torch.equal(r1.tokens, r2.tokens)
     assert r1.path.ndim == 1 and len(r1.tokens) == len(r1.path) + 1 == int(r1.num_accepted) + 1
     assert all(int(tree.parents[b]) == a for a, b in zip([-1, *r1.path.tolist()], r1.path.tolist(),

@@ -78,9 +78,6 @@ def run(
     backend: Annotated[str | None, typer.Option(
         help="Verification backend: auto (fastest available), torch (reference), cpu or cuda "
              "(compiled kernels).")] = None,
-    noise_mode: Annotated[str | None, typer.Option(
-        help="Final-token noise: race (default; exact on every backend) or icdf (one uniform "
-             "per step; cheaper, same law).")] = None,
     chat_template: Annotated[bool | None, typer.Option(
         "--chat-template/--no-chat-template",
         help="Wrap prompts in the target's chat template (default), or feed plain text.")] = None,

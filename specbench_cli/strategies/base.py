@@ -3,8 +3,11 @@
 Owns the `Strategy` base class (name, parameters, lossless flag, a rule's accept test and
 residual, its exact one-step law, the description of its compiled kernel), the per-step values a
 rule reads (`Step`, `Row`), the result (`VerifyResult`) and `reference_verify`, the PyTorch
-driver that defines the semantics (docs/strategies.md). Which backend runs a step is decided by
-`specbench_cli.backends`, which hands each strategy its driver; this module imports no backend.
+driver that defines the semantics (docs/strategies.md). A step enters either as probabilities
+(`verify`, `verify_with_noise`) or as raw logits plus sampling settings (`verify_logits`, whose
+reference processes them with `specbench_cli.sampling` first). Which backend runs a step is
+decided by `specbench_cli.backends`, which hands each strategy its driver; this module imports no
+backend.
 
 Shapes: `B` rows, `k` draft positions, `V` vocabulary. `target_probs` is `q`, `draft_probs` is
 `p` in the docs; `draft_probs=None` means a deterministic drafter (one-hot `p`).
@@ -18,9 +21,10 @@ from typing import Any, ClassVar, Protocol
 import torch
 from torch import Generator, Tensor
 
-from specbench_cli.noise import Noise, check_mode
+from specbench_cli.noise import Noise
+from specbench_cli.sampling import SamplingConfig
 
-from .inputs import checked
+from .inputs import LogitsStep, check_values, checked, checked_logits
 from .kernel_desc import KernelDesc  # noqa: F401  (re-exported: the rules import it from here)
 from .rule import Rule
 from .weights import gather_rows, sample_from_weights
@@ -47,6 +51,7 @@ class Step:
     q_x: Tensor  # [B, k] target probability of each draft token
     p_x: Tensor  # [B, k] draft probability of each draft token (1 for deterministic drafts)
     u_acc: Tensor | None  # [B, k] accept uniforms (None for rules that use no noise)
+    final: Tensor | None  # [B] 64-bit draws that pick the emitted token (None: no noise)
     num_drafts: Tensor | None = None  # [B] real drafts per row (None: all k)
 
 
@@ -62,13 +67,17 @@ class Row:
 
 
 class Driver(Protocol):
-    """Runs one checked step for a strategy: the reference below or a compiled backend."""
+    """Runs one shape-checked step for a strategy: the reference below or a compiled backend.
+    With `validate`, values are checked too (`ValueError` from `inputs.check_values`)."""
 
     name: str
 
     def __call__(self, strategy: Strategy, target_probs: Tensor, draft_probs: Tensor | None,
                  draft_tokens: Tensor, noise: Noise | None, target_logits: Tensor | None,
-                 num_drafts: Tensor | None) -> VerifyResult: ...  # fmt: skip
+                 num_drafts: Tensor | None, validate: bool) -> VerifyResult: ...  # fmt: skip
+
+    def from_logits(self, strategy: Strategy, step: LogitsStep, noise: Noise | None,
+                    validate: bool) -> VerifyResult: ...  # fmt: skip
 
 
 def reference_verify(
@@ -91,8 +100,8 @@ def reference_verify(
     index = draft_tokens.unsqueeze(-1)
     q_x = target_probs[:, :k].gather(-1, index).squeeze(-1)
     p_x = torch.ones_like(q_x) if draft_probs is None else draft_probs.gather(-1, index).squeeze(-1)
-    u_acc = None if noise is None else noise.u_acc
-    step = Step(target_probs, draft_probs, draft_tokens, target_logits, q_x, p_x, u_acc,
+    u_acc, final = (None, None) if noise is None else noise.draws(k)
+    step = Step(target_probs, draft_probs, draft_tokens, target_logits, q_x, p_x, u_acc, final,
                 num_drafts)
     if k:
         accepted = strategy.accept(step)
@@ -102,7 +111,7 @@ def reference_verify(
         accepted = accepted & live
     num_accepted = accepted.long().cumprod(1).sum(1)  # leading accepts = first rejection
     is_bonus = num_accepted == (k if num_drafts is None else num_drafts)
-    emitted = strategy.emit(step, num_accepted, is_bonus, noise)
+    emitted = strategy.emit(step, num_accepted, is_bonus)
 
     positions = torch.arange(k + 1, device=draft_tokens.device)
     tokens = torch.nn.functional.pad(draft_tokens, (0, 1), value=-1)
@@ -114,8 +123,19 @@ def reference_verify(
 class _Reference:
     name = "torch"
 
-    def __call__(self, *args: Any) -> VerifyResult:
-        return reference_verify(*args)
+    def __call__(self, strategy: Strategy, target_probs: Tensor, draft_probs: Tensor | None,
+                 draft_tokens: Tensor, noise: Noise | None, target_logits: Tensor | None,
+                 num_drafts: Tensor | None, validate: bool) -> VerifyResult:  # fmt: skip
+        if validate:
+            check_values(target_probs, draft_probs, draft_tokens, target_logits, num_drafts)
+        return reference_verify(strategy, target_probs, draft_probs, draft_tokens, noise,
+                                target_logits, num_drafts)  # fmt: skip
+
+    def from_logits(self, strategy: Strategy, step: LogitsStep, noise: Noise | None,
+                    validate: bool) -> VerifyResult:  # fmt: skip
+        q, p, processed = step.processed()
+        return self(strategy, q, p, step.draft_tokens, noise, processed, step.num_drafts,
+                    validate)  # fmt: skip
 
 
 REFERENCE: Driver = _Reference()
@@ -160,9 +180,7 @@ class Strategy(Rule):
         driver overwrites bonus rows in place)."""
         raise NotImplementedError
 
-    def emit(
-        self, step: Step, num_accepted: Tensor, is_bonus: Tensor, noise: Noise | None
-    ) -> Tensor:
+    def emit(self, step: Step, num_accepted: Tensor, is_bonus: Tensor) -> Tensor:
         """Emitted token `[B]`: residual sample at row `a`, or a sample of `q` at the bonus row."""
         q_a = gather_rows(step.target_probs, num_accepted)  # [B, V]
         weights = q_a
@@ -170,7 +188,7 @@ class Strategy(Rule):
             weights = self.residual(rejected_row(step, num_accepted, q_a))
             if bool(is_bonus.any()):  # row copy, cheaper than a where over [B, V]
                 weights[is_bonus] = q_a[is_bonus]
-        return sample_from_weights(weights, noise, fallback=q_a)
+        return sample_from_weights(weights, step.final, fallback=q_a)
 
     def sampled_final(self, is_bonus: bool) -> bool:
         """Whether the emitted token of a correction (or bonus) row is a random sample of the
@@ -203,23 +221,22 @@ class Strategy(Rule):
         *,
         target_logits: Tensor | None = None,  # [B, k+1, V]
         num_drafts: Tensor | None = None,  # [B]
-        noise_mode: str = "race",
         validate: bool = True,
     ) -> VerifyResult:
-        """Verify one step, drawing `Noise` from `generator` (None: torch's global generator).
+        """Verify one step with noise from one seed drawn from `generator` (None: torch's default
+        generator of the tensors' device; see `Noise.draw`).
 
         Probabilities are cast to float32 and must already sum to 1 within 1e-3 (softmax in
         float32); they are not renormalized, so every backend sees the same bits.
         `target_logits` only matters to greedy. `validate=False` skips the value checks
-        (shapes are always checked).
+        (shapes are always checked). A `ValueError` leaves `generator` as it was.
         """
-        check_mode(noise_mode)
         q, p, x, logits, n_r = checked(
-            target_probs, draft_probs, draft_tokens, target_logits, num_drafts, validate
+            target_probs, draft_probs, draft_tokens, target_logits, num_drafts
         )
-        noise = (Noise.draw(generator, *x.shape, q.shape[-1], noise_mode, device=q.device)
-                 if self.uses_noise else None)  # fmt: skip
-        return self.driver(self, q, p, x, noise, logits, n_r)
+        return self._with_drawn_noise(
+            generator, q, lambda noise: self.driver(self, q, p, x, noise, logits, n_r, validate),
+            validate)  # fmt: skip
 
     def verify_with_noise(
         self,
@@ -232,15 +249,69 @@ class Strategy(Rule):
         num_drafts: Tensor | None = None,  # [B]
         validate: bool = True,
     ) -> VerifyResult:
-        """Verify one step with explicit noise (None is allowed only when `uses_noise` is False)."""
+        """Verify one step with explicit noise, e.g. `Noise(seeds, counters)`: each row's own
+        stream (None is allowed only when `uses_noise` is False)."""
         q, p, x, logits, n_r = checked(
-            target_probs, draft_probs, draft_tokens, target_logits, num_drafts, validate
+            target_probs, draft_probs, draft_tokens, target_logits, num_drafts
         )
+        self._check_noise(noise, x.shape[0])
+        return self.driver(self, q, p, x, noise, logits, n_r, validate)
+
+    def verify_logits(
+        self,
+        target_logits: Tensor,  # [B, k+1, V] raw
+        draft_probs: Tensor | None,  # [B, k, V]
+        draft_tokens: Tensor,  # [B, k]
+        sampling: SamplingConfig,
+        generator: Generator | None = None,
+        *,
+        draft_logits: Tensor | None = None,  # [B, k, V] raw, instead of draft_probs
+        num_drafts: Tensor | None = None,  # [B]
+        noise: Noise | None = None,
+        validate: bool = True,
+    ) -> VerifyResult:
+        """Verify one step from raw target logits: `sampling`'s temperature, top-k, top-p and
+        softmax turn them into `q` (and `draft_logits` into `p`) exactly as
+        `specbench_cli.sampling` does, then the rule runs. Compiled backends do the processing
+        inside the kernel where they can. Noise: `noise` if given, else one seed from
+        `generator` (as `verify`)."""
+        step = checked_logits(target_logits, draft_probs, draft_logits, draft_tokens, num_drafts,
+                              sampling)  # fmt: skip
+        if noise is not None:
+            self._check_noise(noise, step.draft_tokens.shape[0])
+            return self.driver.from_logits(self, step, noise, validate)
+        return self._with_drawn_noise(
+            generator, step.target_logits,
+            lambda drawn: self.driver.from_logits(self, step, drawn, validate), validate)
+
+    def _check_noise(self, noise: Noise | None, B: int) -> None:
         if self.uses_noise:
             if not isinstance(noise, Noise):
                 raise ValueError("this strategy needs noise: pass a Noise (see Noise.draw)")
-            noise.check(*x.shape, q.shape[-1])
-        return self.driver(self, q, p, x, noise, logits, n_r)
+            noise.check(B)
+
+    def _with_drawn_noise(self, generator: Generator | None, like: Tensor,
+                          run: Any, validate: bool) -> VerifyResult:  # fmt: skip
+        """`run(noise)` with noise drawn from `generator`; on a `ValueError` (bad input values)
+        the generator is restored, so bad input consumes no randomness."""
+        if not self.uses_noise:
+            return run(None)
+        generator = generator if generator is not None else default_generator(like.device)
+        state = generator.get_state() if validate else None
+        try:
+            return run(Noise.draw(generator, like.shape[0], device=like.device))
+        except ValueError:
+            if state is not None:
+                generator.set_state(state)
+            raise
+
+
+def default_generator(device: torch.device) -> Generator:
+    """torch's default generator of `device` (what `generator=None` draws from)."""
+    if device.type == "cuda":
+        index = device.index if device.index is not None else torch.cuda.current_device()
+        return torch.cuda.default_generators[index]
+    return torch.default_generator
 
 
 def rejected_row(step: Step, num_accepted: Tensor, q_a: Tensor) -> Row:

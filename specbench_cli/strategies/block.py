@@ -26,8 +26,6 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from specbench_cli.noise import Noise
-
 from .base import Step, Strategy, rejected_row
 from .inputs import as_pair
 from .weights import gather_rows, sample_from_weights
@@ -76,17 +74,15 @@ class Block(Strategy):
         tau = (stops * positions).amax(1)  # 0 when no position stops
         return positions[None] <= tau[:, None]  # the driver counts the leading True: tau
 
-    def emit(
-        self, step: Step, num_accepted: Tensor, is_bonus: Tensor, noise: Noise | None
-    ) -> Tensor:
+    def emit(self, step: Step, num_accepted: Tensor, is_bonus: Tensor) -> Tensor:
         q_a = gather_rows(step.target_probs, num_accepted)  # [B, V]
         if bool(is_bonus.all()):
-            return sample_from_weights(q_a, noise, fallback=q_a)
+            return sample_from_weights(q_a, step.final, fallback=q_a)
         paid = paid_ratios(step).gather(1, num_accepted[:, None])  # [B, 1]: p_tau
         weights = (paid * q_a - rejected_row(step, num_accepted, q_a).p).clamp_min_(0.0)
         if bool(is_bonus.any()):
             weights[is_bonus] = q_a[is_bonus]
-        return sample_from_weights(weights, noise, fallback=q_a)
+        return sample_from_weights(weights, step.final, fallback=q_a)
 
     def output_distribution(self, q: Tensor, p: Tensor) -> Tensor:
         """A one-draft block is SpS: `pi = q`. (In longer blocks only the joint law of the

@@ -4,7 +4,7 @@ Owns the argmax rule. A draft is accepted while it equals the target argmax (low
 the emitted token is the target argmax at the first mismatch, or at the bonus row when every
 draft matched. The argmax is taken on `target_logits` when given, the same float32 values the
 autoregressive baseline takes its argmax of, because softmax rounding can merge two nearly equal
-logits and change which id wins. Consumes no randomness, so `noise` may be None. The same
+logits and change which id wins. Consumes no randomness, so the noise may be None. The same
 class verifies token trees (`tree_greedy.py`): the first child equal to the argmax is accepted.
 """
 
@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor
-
-from specbench_cli.noise import Noise
 
 from .base import KernelDesc, Step, Strategy
 from .inputs import as_pair
@@ -51,9 +49,7 @@ class Greedy(Strategy, TreeGreedyRule):
         k = step.draft_tokens.shape[1]
         return step.draft_tokens == self._scores(step)[:, :k].argmax(-1)
 
-    def emit(
-        self, step: Step, num_accepted: Tensor, is_bonus: Tensor, noise: Noise | None
-    ) -> Tensor:
+    def emit(self, step: Step, num_accepted: Tensor, is_bonus: Tensor) -> Tensor:
         return gather_rows(self._scores(step), num_accepted).argmax(-1)
 
     def output_distribution(self, q: Tensor, p: Tensor, siblings: int = 1) -> Tensor:

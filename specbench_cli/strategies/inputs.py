@@ -1,50 +1,102 @@
 """Checks of a verification step's inputs, the contract every backend relies on.
 
-Shapes are always checked; values (finite, nonnegative, live rows summing to 1 within
-`SUM_TOL`, draft ids in range, `num_drafts` within [0, k]) only when asked, since the engine's
-own softmax cannot produce bad values and the checks would cost more than a compiled kernel.
-Inputs come back cast to float32 / int64: probabilities are not renormalized, so every backend
-sees the same bits.
+Shapes are always checked here, in Python. Values (finite, nonnegative, live rows summing to 1
+within `SUM_TOL`, draft ids in range, `num_drafts` within [0, k]) are checked only when asked:
+by `check_values` before the reference runs, and by a compiled kernel in its first pass over the
+rows, which reports a failure so that `check_values` can raise the same `ValueError`. Inputs come
+back cast to float32 / int64: probabilities are not renormalized, so every backend sees the same
+bits.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import Tensor
 
+from specbench_cli.sampling import SamplingConfig, process_logits, to_probs
+
 SUM_TOL = 1e-3  # probability rows must sum to 1 within this
 
 
 def checked(target_probs: Tensor, draft_probs: Tensor | None, draft_tokens: Tensor,
-            target_logits: Tensor | None, num_drafts: Tensor | None, validate: bool,
+            target_logits: Tensor | None, num_drafts: Tensor | None,
             ) -> tuple[Tensor, Tensor | None, Tensor, Tensor | None, Tensor | None]:  # fmt: skip
-    """`(target_probs, draft_probs, draft_tokens, target_logits, num_drafts)`, checked and cast;
-    `ValueError` on anything a backend cannot take."""
-    if not isinstance(draft_tokens, Tensor) or draft_tokens.ndim != 2 or not _is_int(draft_tokens):
-        raise ValueError(
-            f"draft_tokens must be an integer [B, k] tensor, got {_desc(draft_tokens)}"
-        )
-    B, k = draft_tokens.shape
-    V = target_probs.shape[-1] if isinstance(target_probs, Tensor) and target_probs.ndim else 0
+    """`(target_probs, draft_probs, draft_tokens, target_logits, num_drafts)`, shape-checked and
+    cast; `ValueError` on a shape a backend cannot take (values: `check_values`)."""
+    B, k, V = _step_shape(draft_tokens, target_probs)
     _expect("target_probs", target_probs, (B, k + 1, max(V, 1)), "[B, k+1, V], bonus row last")
     _expect("draft_probs", draft_probs, (B, k, V), "None or [B, k, V]", optional=True)
     _expect("target_logits", target_logits, (B, k + 1, V), "None or [B, k+1, V]", optional=True)
     _expect("num_drafts", num_drafts, (B,), "None or an integer [B]", optional=True, integer=True)
-
-    target_probs = target_probs.float()
-    draft_probs = None if draft_probs is None else draft_probs.float()
-    target_logits = None if target_logits is None else target_logits.float()
-    draft_tokens = draft_tokens.long()
-    num_drafts = None if num_drafts is None else num_drafts.long()
-    if validate:
-        _check_values(target_probs, draft_probs, draft_tokens, target_logits, num_drafts)
-    return target_probs, draft_probs, draft_tokens, target_logits, num_drafts
+    return (_float(target_probs), _float(draft_probs), _long(draft_tokens),
+            _float(target_logits), _long(num_drafts))  # fmt: skip
 
 
-def _check_values(target_probs: Tensor, draft_probs: Tensor | None, draft_tokens: Tensor,
-                  target_logits: Tensor | None, num_drafts: Tensor | None) -> None:  # fmt: skip
+def _step_shape(draft_tokens: Any, target: Any) -> tuple[int, int, int]:
+    """`(B, k, V)` from the draft ids `[B, k]` and the last dimension of the target rows."""
+    if not isinstance(draft_tokens, Tensor) or draft_tokens.ndim != 2 or not _is_int(draft_tokens):
+        raise ValueError(
+            f"draft_tokens must be an integer [B, k] tensor, got {_desc(draft_tokens)}"
+        )
+    V = target.shape[-1] if isinstance(target, Tensor) and target.ndim else 0
+    return (*draft_tokens.shape, V)
+
+
+def _float(t: Tensor | None) -> Tensor | None:
+    # no call at all when the dtype is right: even a no-op cast costs a dispatch, and the engine's
+    # verify step runs right after a forward pass, with cold caches
+    return t if t is None or t.dtype == torch.float32 else t.float()
+
+
+def _long(t: Tensor | None) -> Tensor | None:
+    return t if t is None or t.dtype == torch.int64 else t.long()
+
+
+@dataclass(frozen=True)
+class LogitsStep:
+    """Checked inputs of a step given as raw logits plus the sampling settings."""
+
+    target_logits: Tensor  # [B, k+1, V] float32, raw
+    draft_probs: Tensor | None  # [B, k, V] float32, or None (see draft_logits)
+    draft_logits: Tensor | None  # [B, k, V] float32 raw; None: draft_probs (None: one-hot)
+    draft_tokens: Tensor  # [B, k] long
+    num_drafts: Tensor | None  # [B] long
+    sampling: SamplingConfig
+
+    def processed(self) -> tuple[Tensor, Tensor | None, Tensor]:
+        """`(target_probs, draft_probs, processed target logits)` by `specbench_cli.sampling`,
+        exactly as the engine turns logits into laws."""
+        target = process_logits(self.target_logits, self.sampling)
+        draft = self.draft_probs
+        if self.draft_logits is not None:
+            draft = to_probs(process_logits(self.draft_logits, self.sampling), self.sampling)
+        return to_probs(target, self.sampling), draft, target
+
+
+def checked_logits(target_logits: Tensor, draft_probs: Tensor | None, draft_logits: Tensor | None,
+                   draft_tokens: Tensor, num_drafts: Tensor | None,
+                   sampling: SamplingConfig) -> LogitsStep:  # fmt: skip
+    """The inputs of a step given as logits, shape-checked and cast (`ValueError` otherwise)."""
+    if not isinstance(sampling, SamplingConfig):
+        raise ValueError(f"sampling must be a SamplingConfig, got {type(sampling).__name__}")
+    if draft_probs is not None and draft_logits is not None:
+        raise ValueError("give draft_probs or draft_logits, not both")
+    B, k, V = _step_shape(draft_tokens, target_logits)
+    _expect("target_logits", target_logits, (B, k + 1, max(V, 1)), "[B, k+1, V], bonus row last")
+    _expect("draft_probs", draft_probs, (B, k, V), "None or [B, k, V]", optional=True)
+    _expect("draft_logits", draft_logits, (B, k, V), "None or [B, k, V]", optional=True)
+    _expect("num_drafts", num_drafts, (B,), "None or an integer [B]", optional=True, integer=True)
+    return LogitsStep(_float(target_logits), _float(draft_probs), _float(draft_logits),
+                      _long(draft_tokens), _long(num_drafts), sampling)  # fmt: skip
+
+
+def check_values(target_probs: Tensor, draft_probs: Tensor | None, draft_tokens: Tensor,
+                 target_logits: Tensor | None, num_drafts: Tensor | None) -> None:  # fmt: skip
+    """`ValueError` naming the first bad value, in a fixed order: `num_drafts`, then
+    `target_probs`, `draft_probs`, the draft ids and `target_logits`."""
     B, k = draft_tokens.shape
     V = target_probs.shape[-1]
     live = None

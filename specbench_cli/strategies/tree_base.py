@@ -7,10 +7,10 @@ rule's correction weights and stop; at a node without children emit the bonus fr
 target row. Every row emits `len(path) + 1` tokens. A rule only says how one sibling group is
 judged (`select`) and, optionally, how the bonus and the final token are taken.
 
-Randomness (docs/randomness.md): one accept uniform per tree node, `u_acc` `[B, N]` (node i
-uses `u_acc[:, i]` when it is tested), then the final-token noise of the chosen mode: one token
-is sampled per row and step, from the correction or the bonus. The walk is the PyTorch reference
-on every backend; no compiled kernel exists for trees.
+Randomness (docs/randomness.md): the counter-based noise of a chain step with one accept uniform
+per tree node, `u_acc` `[B, N]` (node i uses `u_acc[:, i]` when it is tested), and the 64-bit
+final draw that samples the one token a row emits per step, from the correction or the bonus.
+The walk is the PyTorch reference on every backend; no compiled kernel exists for trees.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Generator, Tensor
 
-from specbench_cli.noise import Noise, check_mode
+from specbench_cli.noise import Noise
 
 from .rule import Rule
 from .tree import DraftTree, TreeShape, TreeVerifyResult, checked_tree
@@ -79,9 +79,10 @@ class TreeStrategy(Rule):
         """Weights `[A, V]` of the bonus at a node without children (default: its target row)."""
         return q
 
-    def final_token(self, weights: Tensor, fallback: Tensor, noise: Noise | None) -> Tensor:
-        """One token `[B]` per row from `weights` `[B, V]`; all-zero rows sample `fallback`."""
-        return sample_from_weights(weights, noise, fallback=fallback)
+    def final_token(self, weights: Tensor, fallback: Tensor, final: Tensor | None) -> Tensor:
+        """One token `[B]` per row from `weights` `[B, V]` with the 64-bit draws `final` `[B]`;
+        all-zero rows sample `fallback`."""
+        return sample_from_weights(weights, final, fallback=fallback)
 
     def output_distribution(self, q: Tensor, p: Tensor, siblings: int = 1) -> Tensor:
         """Exact law `[V]` (float64) of the token emitted at one node whose `siblings` children
@@ -95,29 +96,28 @@ class TreeStrategy(Rule):
     # --- one step ------------------------------------------------------------------------------
 
     def verify_tree(self, target_probs: Tensor, tree: DraftTree, generator: Generator | None = None,
-                    *, target_logits: Tensor | None = None, noise_mode: str = "race",
+                    *, target_logits: Tensor | None = None,
                     validate: bool = True) -> TreeVerifyResult:  # fmt: skip
         """Verify one tree (`tokens` `[N]`: an unpadded row result) or B same-shaped trees
         (`tokens` `[B, N]`: a padded batch result), drawing noise from `generator`.
 
         `target_probs` `[N+1, V]` (or `[B, N+1, V]`): row 0 is the target at the root, row
         `i + 1` the target after node i's path. `validate=False` skips the value checks."""
-        check_mode(noise_mode)
         q, tokens, p, logits, batched = checked_tree(target_probs, tree, target_logits, validate)
-        noise = (Noise.draw(generator, *tokens.shape, q.shape[-1], noise_mode, device=q.device)
-                 if self.uses_noise else None)  # fmt: skip
+        noise = Noise.draw(generator, tokens.shape[0], device=q.device) if self.uses_noise else None
         result = walk(self, tree.shape, q, tokens, p, logits, noise)
         return result if batched else result.row(0)
 
     def verify_tree_with_noise(self, target_probs: Tensor, tree: DraftTree, noise: Noise | None,
                                *, target_logits: Tensor | None = None,
                                validate: bool = True) -> TreeVerifyResult:  # fmt: skip
-        """`verify_tree` with explicit noise: `u_acc` `[B, N]` plus the final-token noise."""
+        """`verify_tree` with explicit noise, e.g. `Noise(seeds, counters)`: each row's own
+        stream, of which the walk reads `N` accept uniforms and the final draw."""
         q, tokens, p, logits, batched = checked_tree(target_probs, tree, target_logits, validate)
         if self.uses_noise:
             if not isinstance(noise, Noise):
                 raise ValueError("this strategy needs noise: pass a Noise (see Noise.draw)")
-            noise.check(*tokens.shape, q.shape[-1])
+            noise.check(tokens.shape[0])
         result = walk(self, tree.shape, q, tokens, p, logits, noise)
         return result if batched else result.row(0)
 
@@ -127,6 +127,7 @@ def walk(rule: TreeStrategy, shape: TreeShape, q: Tensor, tokens: Tensor, p: Ten
     """The reference walk on checked inputs: `q` `[B, N+1, V]`, `tokens` `[B, N]`."""
     B, V = tokens.shape[0], q.shape[-1]
     device = q.device
+    u_acc, final = (None, None) if noise is None else noise.draws(tokens.shape[1])
     children = shape.children.to(device)
     current = torch.full((B,), -1, dtype=torch.long, device=device)
     active = torch.ones(B, dtype=torch.bool, device=device)
@@ -153,7 +154,7 @@ def walk(rule: TreeStrategy, shape: TreeShape, q: Tensor, tokens: Tensor, p: Ten
             break
         rows, slots, live = rows[inner], slots[inner], live[inner]
         group = _group(q_here[inner], _maybe(logits_here, inner), tokens[rows], p, rows, slots,
-                       live, None if noise is None else noise.u_acc[rows])  # fmt: skip
+                       live, None if u_acc is None else u_acc[rows])  # fmt: skip
         chosen, correction = rule.select(group)
         accepted = chosen >= 0
         if bool((~accepted).any()):
@@ -163,7 +164,7 @@ def walk(rule: TreeStrategy, shape: TreeShape, q: Tensor, tokens: Tensor, p: Ten
         moved = rows[accepted]
         current[moved] = slots[accepted].gather(1, chosen[accepted, None]).squeeze(1)
         path[moved, depth] = current[moved]
-    emitted = rule.final_token(weights, fallback, noise)
+    emitted = rule.final_token(weights, fallback, final)
     num_accepted = (path >= 0).sum(1)
     out = torch.where(path >= 0, tokens.gather(1, path.clamp_min(0)), -1)
     out = torch.nn.functional.pad(out, (0, 1), value=-1)

@@ -14,8 +14,6 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
-from specbench_cli.noise import Noise
-
 from .tree_base import SiblingGroup, TreeStrategy
 
 
@@ -39,5 +37,5 @@ class TreeGreedyRule(TreeStrategy):
     def bonus_weights(self, q: Tensor, logits: Tensor | None) -> Tensor:
         return one_hot_argmax(q if logits is None else logits)
 
-    def final_token(self, weights: Tensor, fallback: Tensor, noise: Noise | None) -> Tensor:
+    def final_token(self, weights: Tensor, fallback: Tensor, final: Tensor | None) -> Tensor:
         return weights.argmax(-1)  # one-hot weights: their argmax, no noise

@@ -16,8 +16,6 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from specbench_cli.noise import Noise
-
 from .base import KernelDesc, Step, Strategy
 from .inputs import as_pair
 from .weights import gather_rows, sample_from_weights
@@ -68,13 +66,11 @@ class TypicalAcceptance(Strategy):
         tau = thresholds(step.target_probs[:, :k], self.params["eps"], self.params["alpha"])
         return step.q_x > tau
 
-    def emit(
-        self, step: Step, num_accepted: Tensor, is_bonus: Tensor, noise: Noise | None
-    ) -> Tensor:
+    def emit(self, step: Step, num_accepted: Tensor, is_bonus: Tensor) -> Tensor:
         q_a = gather_rows(step.target_probs, num_accepted)  # [B, V]
         token = q_a.argmax(-1)
         if self.uses_noise and bool(is_bonus.any()):
-            token = torch.where(is_bonus, sample_from_weights(q_a, noise), token)
+            token = torch.where(is_bonus, sample_from_weights(q_a, step.final), token)
         return token
 
     def _kept(self, q: Tensor) -> Tensor:
