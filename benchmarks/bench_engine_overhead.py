@@ -26,7 +26,7 @@ from common import default_model_and_prompts
 
 from specbench_cli.backends import resolve_backend
 from specbench_cli.drafters import DraftContext, build_drafter
-from specbench_cli.engine import Engine, _draft_law, _row_noise
+from specbench_cli.engine import Engine, emitted_by_row
 from specbench_cli.sampling import SamplingConfig, process_logits, to_probs
 from specbench_cli.strategies import get_strategy
 
@@ -39,17 +39,11 @@ class ProbsInEngine(Engine):
                 draft_probs: list[torch.Tensor | None], generators: list[torch.Generator]
                 ) -> tuple[list[int], list[int]]:  # fmt: skip
         processed = process_logits(logits, self.sampling)
-        k = logits.shape[1] - 1
-        n = [len(d) for d in drafts]
-        x = torch.tensor([d + [0] * (k - len(d)) for d in drafts], device=logits.device)
-        p = None if self.sampling.greedy else _draft_law(draft_probs, drafts, k, logits)
-        noise = _row_noise(generators, logits.device) if self.strategy.uses_noise else None
-        num_drafts = torch.tensor(n, device=logits.device) if min(n) < k else None
+        x, p, noise, num_drafts = self.verify_inputs(logits, drafts, draft_probs, generators)
         result = self.strategy.verify_with_noise(
             to_probs(processed, self.sampling), p, x, noise, target_logits=processed,
             num_drafts=num_drafts, validate=False)  # fmt: skip
-        accepted = result.num_accepted.tolist()
-        return accepted, [row[a] for row, a in zip(result.tokens.tolist(), accepted, strict=True)]
+        return emitted_by_row(result)
 
 
 def timed(engine: Engine, cpu_ms: list[float]) -> Engine:

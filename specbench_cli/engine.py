@@ -270,22 +270,36 @@ class Engine:
         """The one verification call: every drafted row at once from the raw logits (the
         strategy's backend applies the sampling settings itself where it can), ragged drafts
         padded to the longest (`num_drafts` marks each row's own count)."""
+        x, p, noise, num_drafts = self.verify_inputs(logits, drafts, draft_probs, generators)
+        # our own model's logits and drafter's laws: value checks would cost more than the kernel
+        result = self.strategy.verify_logits(logits, p, x, self.sampling, noise=noise,
+                                             num_drafts=num_drafts, validate=False)  # fmt: skip
+        return emitted_by_row(result)
+
+    def verify_inputs(self, logits: torch.Tensor, drafts: list[list[int]],
+                      draft_probs: list[torch.Tensor | None], generators: list[torch.Generator]
+                      ) -> tuple[torch.Tensor, torch.Tensor | None, Noise | None,
+                                 torch.Tensor | None]:  # fmt: skip
+        """(draft tokens `[B, k]` padded with 0, draft laws or None, each row's noise,
+        `num_drafts` or None when every row drafted k) of one verification call."""
         k = logits.shape[1] - 1
         n = [len(d) for d in drafts]
         x = torch.tensor([d + [0] * (k - len(d)) for d in drafts], device=logits.device)
         p = None if self.sampling.greedy else _draft_law(draft_probs, drafts, k, logits)
         noise = _row_noise(generators, logits.device) if self.strategy.uses_noise else None
         num_drafts = torch.tensor(n, device=logits.device) if min(n) < k else None
-        # our own model's logits and drafter's laws: value checks would cost more than the kernel
-        result = self.strategy.verify_logits(logits, p, x, self.sampling, noise=noise,
-                                             num_drafts=num_drafts, validate=False)  # fmt: skip
-        accepted = result.num_accepted.tolist()
-        tokens = result.tokens.tolist()
-        return accepted, [row[a] for row, a in zip(tokens, accepted, strict=True)]
+        return x, p, noise, num_drafts
 
     def _target_probs(self, logits: torch.Tensor) -> torch.Tensor:
         """The target laws `[B, W, V]` of a verified step, for the observer."""
         return to_probs(process_logits(logits, self.sampling), self.sampling)
+
+
+def emitted_by_row(result: Any) -> tuple[list[int], list[int]]:
+    """(accepted drafts, emitted token) of each row of a `VerifyResult`."""
+    accepted = result.num_accepted.tolist()
+    tokens = result.tokens.tolist()
+    return accepted, [row[a] for row, a in zip(tokens, accepted, strict=True)]
 
 
 def _draft_law(probs: list[torch.Tensor | None], drafts: list[list[int]], k: int,

@@ -119,6 +119,16 @@ class RunFolder:
     def write_results(self, data: ResultsFile) -> None:
         write_json_atomic(self.results_path, data)
 
+    def __enter__(self) -> RunFolder:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
+        """Leaving the run: a run that recorded nothing leaves no folder it created behind;
+        the lock is freed either way."""
+        if kind is not None:
+            self.discard_if_unused()
+        self.release()
+
     def release(self) -> None:
         """Free the folder for other runs (the lock file stays: removing it could let two
         later runs lock two different files)."""

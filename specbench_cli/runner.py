@@ -75,17 +75,11 @@ def execute(cfg: RunConfig, progress: ProgressReport | None = None) -> RunOutcom
 
         return execute_served(cfg, progress)
     suites, target_src, draft_src = preflight(cfg)
-    folder = RunFolder.claim(cfg.output)
-    try:
+    with RunFolder.claim(cfg.output) as folder:
         for suite in suites:
             progress.note(describe_scoring(suite))
         models = load_models(cfg, target_src, draft_src, progress)
         return _execute(cfg, suites, models, folder, progress)
-    except BaseException:
-        folder.discard_if_unused()
-        raise
-    finally:
-        folder.release()
 
 
 def load_models(cfg: RunConfig, target_src: Any, draft_src: Any,

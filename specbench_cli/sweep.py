@@ -122,8 +122,7 @@ def execute_sweep(sweep: Sweep, resume: Path | None = None,
     any model loads; a stop signal ends the sweep with the finished records and results."""
     progress = progress or NoProgress()
     suites, target_src, draft_src = preflight(sweep.base)
-    folder = open_folder(sweep, resume)
-    try:
+    with open_folder(sweep, resume) as folder:
         plans = plan(sweep, suites, folder.records())
         models = load_models(sweep.base, target_src, draft_src, progress)
         total = sum(p.prompts * p.contender_count for p in plans)
@@ -140,12 +139,6 @@ def execute_sweep(sweep: Sweep, resume: Path | None = None,
             data = sweep_results(sweep, suites, folder.records(), models, stop)
             folder.write_results(data)
         return RunOutcome(folder.path, data, stop)
-    except BaseException:
-        if resume is None:
-            folder.discard_if_unused()
-        raise
-    finally:
-        folder.release()
 
 
 def run_point(p: PointPlan, models: Models, folder: RunFolder, progress: ProgressReport) -> None:

@@ -49,10 +49,21 @@ def _label(row: dict[str, Any]) -> str:
                               else f" [{row['suite']}]")  # fmt: skip
 
 
+def _times(x: float | None) -> str:
+    return "-" if x is None else f"{x:.2f}x"
+
+
+def acceptance_rows(data: dict[str, Any]) -> list[dict[str, Any]]:
+    """The rows the acceptance view shows: strategies whose per-position acceptance is known
+    (serving engines may not report it), whole suites only."""
+    return [r for r in data["results"] if r["strategy"] != BASELINE and not r.get("category")
+            and r.get("per_position_acceptance")]  # fmt: skip
+
+
 def acceptance_view(data: dict[str, Any]) -> Table:
     """Per strategy: P(the first i drafts accepted | i drafted) as a bar per position, and
     measured against predicted speedup with the k the model recommends."""
-    rows = [r for r in data["results"] if r["strategy"] != BASELINE and not r.get("category")]
+    rows = acceptance_rows(data)
     k = max((len(r.get("per_position_acceptance") or []) for r in rows), default=0)
     table = Table(title="acceptance by draft position, and the speedup model",
                   title_justify="left", box=None, padding=(0, 1))  # fmt: skip
@@ -65,7 +76,7 @@ def acceptance_view(data: dict[str, Any]) -> Table:
         joint = row.get("per_position_acceptance") or []
         cells = [Text(bar(v) + f"{100 * v:3.0f}%", style="cyan") for v in joint]
         cells += [Text("")] * (k - len(cells))
-        table.add_row(Text(_label(row)), *cells, f"{row['speedup']:.2f}x", *_model(row))
+        table.add_row(Text(_label(row)), *cells, _times(row.get("speedup")), *_model(row))
     table.caption = ("pos i: share of steps that drafted i tokens whose first i were all "
                      "accepted. predicted: the standard speedup model at the run's k from this "
                      "acceptance profile and the measured draft/target cost ratio c; best k: "
@@ -89,12 +100,13 @@ def sweep_view(data: dict[str, Any]) -> Table:
         grid = row.get("grid") or {}
         ci = row.get("speedup_ci") or []
         table.add_row(*(str(grid.get(a, "")) for a in axes), row["strategy"], row["suite"],
-                      f"{row['speedup']:.2f}x", f"{ci[0]:.2f}-{ci[1]:.2f}" if len(ci) == 2
+                      _times(row.get("speedup")), f"{ci[0]:.2f}-{ci[1]:.2f}" if len(ci) == 2
                       else "-", *_model(row), f"{row['mean_accepted_tokens']:.2f}",
                       spark(row.get("per_position_acceptance") or []))  # fmt: skip
-    table.caption = ("speedup: vs the baseline at the same point (95% CI: paired bootstrap over "
-                     "prompts). predicted / best k: the standard speedup model from each row's "
-                     "acceptance profile and cost ratio; verify cost: the same model charging "
+    table.caption = ("speedup: vs the baseline at the same point (95% CI over prompts, as in a "
+                     "run; none below 5 prompts). predicted / best k: the standard speedup model "
+                     "from each row's acceptance profile and cost ratio; verify cost: the same "
+                     "model charging "
                      "the verify pass its measured cost. by position: P(first i accepted), one "
                      "block per position.")
     return table

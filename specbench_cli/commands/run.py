@@ -136,14 +136,13 @@ run.__doc__ = (run.__doc__ or "") + "\n" + RUN_EXAMPLES
 def _run(cfg, wide: bool) -> None:
     from specbench_cli.progress import open_progress
     from specbench_cli.report import print_results
-    from specbench_cli.results import BASELINE
     from specbench_cli.runner import execute
-    from specbench_cli.views import acceptance_view
+    from specbench_cli.views import acceptance_rows, acceptance_view
 
     with open_progress(err) as progress:
         outcome = execute(cfg, progress)
     print_results(outcome.results, wide=wide)
-    if any(r["strategy"] != BASELINE for r in outcome.results["results"]):
+    if acceptance_rows(outcome.results):
         out.print(acceptance_view(outcome.results))
     folder = outcome.folder
     err.print(f"results: {folder}/results.json, per-prompt records: {folder}/records.jsonl",

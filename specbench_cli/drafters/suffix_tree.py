@@ -102,10 +102,6 @@ class SuffixTree:
         children = self._children[node]
         return None if children is None else children.get(token)
 
-    def best_child(self, node: int) -> int | None:
-        best = self._best[node]
-        return None if best < 0 else best
-
     def _new_leaf(self, token: int, depth: int, seq: int, end: int) -> int:
         self._token.append(token)
         self._depth.append(depth)

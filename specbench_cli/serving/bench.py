@@ -53,14 +53,8 @@ def execute_served(cfg: RunConfig, progress: ProgressReport) -> RunOutcome:
     suites = [load_suite(s, cfg.limit) for s in cfg.suites]
     first = next((s.prompts[0] for s in suites if s.prompts), None)
     contenders = asyncio.run(_preflight(cfg, first))
-    folder = RunFolder.claim(cfg.output)
-    try:
+    with RunFolder.claim(cfg.output) as folder:
         return _served(cfg, contenders, suites, folder, progress)
-    except BaseException:
-        folder.discard_if_unused()
-        raise
-    finally:
-        folder.release()
 
 
 def _served(cfg: RunConfig, contenders: list[ServedContender], suites: list[Any],
