@@ -102,6 +102,11 @@ class SuffixTree:
         children = self._children[node]
         return None if children is None else children.get(token)
 
+    def best_child(self, node: int) -> int | None:
+        """The child with the largest count (the continuation seen first on ties), or None."""
+        best = self._best[node]
+        return None if best < 0 else best
+
     def _new_leaf(self, token: int, depth: int, seq: int, end: int) -> int:
         self._token.append(token)
         self._depth.append(depth)
