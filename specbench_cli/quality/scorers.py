@@ -198,10 +198,12 @@ def score_humaneval(prompt: Prompt, answers: list[str]) -> dict[str, float]:
 def scorer_for(scorer: str | None, prompt: Prompt) -> tuple[str | None, str]:
     """(the scorer that will score `prompt` under the suite's `scorer`, "") or (None, why not):
     no scorer, a category `auto` does not score, or no reference answer or test."""
-    if scorer == "task":
-        scorer = prompt.extra.get("scorer")
-        if scorer not in MAIN_METRICS:
+    if scorer == "task":  # each prompt's own scorer, reported as one task_score
+        inner = prompt.extra.get("scorer")
+        if inner not in MAIN_METRICS:
             return None, "no scorer named in the prompt's extra.scorer"
+        name, why = scorer_for(inner, prompt)
+        return ("task" if name else None), why
     if scorer == "auto":
         if prompt.extra.get("scorer"):
             return scorer_for(prompt.extra["scorer"], prompt)
