@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,7 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from specbench_cli.bootstrap import paired_bootstrap
+from specbench_cli.bootstrap import paired_interval
 from specbench_cli.drafters import DraftContext
 from specbench_cli.drafters.draft_model_tree import DraftModelTreeDrafter
 from specbench_cli.drafters.ngram import NgramDrafter
@@ -89,21 +90,27 @@ def _accepted_difference(t: Tally, ref: Tally) -> list[float]:
     def diff(i: np.ndarray) -> np.ndarray:
         return tok[i].sum(1) / passes[i].sum(1) - rtok[i].sum(1) / rpass[i].sum(1)
 
-    return [tok.sum() / passes.sum() - rtok.sum() / rpass.sum(), *paired_bootstrap(diff, len(tok))]
+    return [tok.sum() / passes.sum() - rtok.sum() / rpass.sum(), *_interval(diff, len(tok))]
+
+
+def _interval(statistic: Any, n: int, ratio: bool = False) -> tuple[float, float]:
+    """The run's 95% interval (specbench_cli.bootstrap); NaN bounds below its minimum n."""
+    interval = paired_interval(statistic, n, ratio=ratio)
+    return (math.nan, math.nan) if interval is None else (interval.low, interval.high)
 
 
 def _row(t: Tally, base: Tally | None) -> dict[str, Any]:
     tok, passes, secs = (np.array(x, dtype=float) for x in (t.tokens, t.passes, t.seconds))
-    low, high = paired_bootstrap(lambda i: tok[i].sum(1) / passes[i].sum(1), len(tok))
+    low, high = _interval(lambda i: tok[i].sum(1) / passes[i].sum(1), len(tok))
     row = {"accepted_per_step": tok.sum() / passes.sum(), "ci": [low, high],
            "tokens_per_s": tok.sum() / secs.sum(),
            "by_depth": [round(a / r, 3) for r, a in t.depth_hits.T if r]}  # fmt: skip
     if base is not None:
         btok, bsec = np.array(base.tokens, dtype=float), np.array(base.seconds)
         row["speedup"] = row["tokens_per_s"] / (btok.sum() / bsec.sum())
-        row["speedup_ci"] = list(paired_bootstrap(
+        row["speedup_ci"] = list(_interval(
             lambda i: (tok[i].sum(1) / secs[i].sum(1)) / (btok[i].sum(1) / bsec[i].sum(1)),
-            len(tok)))  # fmt: skip
+            len(tok), ratio=True))  # fmt: skip
     return row
 
 
