@@ -23,6 +23,7 @@ from specbench_cli.choices import BACKENDS, DTYPES, ENGINES
 from specbench_cli.errors import BadInput, shorten
 
 DEFAULT_STRATEGIES = ("sps", "tas", "cactus")
+DEFAULT_MAX_NEW_TOKENS = 128  # per turn, when neither the flag nor the suite sets it
 
 
 @dataclass
@@ -52,6 +53,10 @@ class RunConfig:
     baseline_server: str | None = None  # the same model served without speculation
     engine: str | None = None  # vllm | sglang | llamacpp: how to read the server's counters
     concurrency: int = 1  # requests in flight at once (server runs)
+
+    def token_budget(self, suite_default: int | None) -> int:
+        """New tokens per turn: the flag, else the suite's `max_new_tokens`, else the default."""
+        return self.max_new_tokens or suite_default or DEFAULT_MAX_NEW_TOKENS
 
     def effective_drafter(self) -> str:
         if self.server:

@@ -13,7 +13,7 @@ from typing import Any
 from rich.console import Console
 
 from specbench_cli.results import BASELINE
-from specbench_cli.tables import Column, fit, make_table, print_table, width_of
+from specbench_cli.tables import Column, fit, make_table, print_table, times, width_of
 
 POSITIONS_SHOWN = 8  # per-position acceptance: the first positions, then an ellipsis
 
@@ -30,7 +30,7 @@ def _num(x: Any, fmt: str) -> str:
 def _speedup(row: dict[str, Any]) -> str:
     if row["strategy"] == BASELINE:
         return "1.00x"
-    return _num(row.get("speedup"), ".2f") + ("" if row.get("speedup") is None else "x")
+    return times(row.get("speedup"))
 
 
 def _speedup_ci(row: dict[str, Any]) -> str:

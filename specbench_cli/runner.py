@@ -31,7 +31,6 @@ from specbench_cli.progress import NoProgress, ProgressReport
 from specbench_cli.results import make_results
 from specbench_cli.run_folder import RunFolder, RunOutcome
 
-DEFAULT_MAX_NEW_TOKENS = 128
 WARMUP_TOKENS = 8
 
 
@@ -129,18 +128,13 @@ def _execute(cfg: RunConfig, suites: list[Any], models: Models, folder: RunFolde
     with stop_signals_ignored():  # a second signal must not lose the results of the first
         progress.stage("aggregating results")
         rows = aggregate(folder.records(), strategy_info(contenders), cfg.k)
-        settings = {s.name: row_settings(cfg, max_new_tokens(cfg, s), models.backend)
+        settings = {s.name: row_settings(cfg, cfg.token_budget(s.max_new_tokens), models.backend)
                     for s in suites}  # fmt: skip
         rows = [{**row, **settings.get(row["suite"], {})} for row in rows]  # type: ignore[misc]
         config = {**cfg.to_dict(), "noise_mode": NOISE_STREAM}  # compare refuses other streams
         data = make_results(config, env, rows, method_info(), stop.name if stop else None)
         folder.write_results(data)
     return RunOutcome(folder.path, data, stop)
-
-
-def max_new_tokens(cfg: RunConfig, suite: Any) -> int:
-    """The token budget per turn: the flag, else the suite's, else the default."""
-    return cfg.max_new_tokens or suite.max_new_tokens or DEFAULT_MAX_NEW_TOKENS
 
 
 def row_settings(cfg: RunConfig, max_new: int, backend: str) -> dict[str, Any]:
@@ -181,7 +175,7 @@ def decode_all(contenders: list[Any], suites: list[Any], tokenizer: Any, cfg: Ru
     seconds = 0.0
     n = cfg.batch_size
     for suite in suites:
-        max_new = max_new_tokens(cfg, suite)
+        max_new = cfg.token_budget(suite.max_new_tokens)
         groups = [suite.prompts[i : i + n] for i in range(0, len(suite.prompts), n)]
         for index, group in enumerate(groups):
             for c in contenders:

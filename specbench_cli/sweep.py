@@ -29,7 +29,6 @@ from specbench_cli.runner import (
     Models,
     decode_all,
     load_models,
-    max_new_tokens,
     preflight,
     row_settings,
     run_environment,
@@ -202,7 +201,8 @@ def sweep_rows(sweep: Sweep, records: list[PromptRecord], suites: list[Any],
         if not point_records:
             continue
         cfg = sweep.point_config(point)
-        settings = {s.name: row_settings(cfg, max_new_tokens(cfg, s), backend) for s in suites}
+        settings = {s.name: row_settings(cfg, cfg.token_budget(s.max_new_tokens), backend)
+                    for s in suites}  # fmt: skip
         for row in aggregate(point_records, strategy_info(cfg), cfg.k):
             row.update(settings.get(row["suite"], {}))  # type: ignore[typeddict-item]
             params = {f"{row['strategy_name']}.{key}": value

@@ -27,6 +27,11 @@ class Column:
     label: bool = False  # tells rows apart: shown whole, never truncated or wrapped
 
 
+def times(x: float | None) -> str:
+    """A ratio as a table cell: `1.23x`, or `-` when it could not be measured."""
+    return "-" if x is None else f"{x:.2f}x"
+
+
 def natural_width(col: Column) -> int:
     """The width of a column's longest line, header included."""
     lines = (line for cell in col.cells for line in cell.splitlines())

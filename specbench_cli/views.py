@@ -11,6 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from specbench_cli.results import BASELINE
+from specbench_cli.tables import times
 
 _EIGHTHS = " ▏▎▍▌▋▊▉█"
 _SPARK = "▁▂▃▄▅▆▇█"
@@ -49,10 +50,6 @@ def _label(row: dict[str, Any]) -> str:
                               else f" [{row['suite']}]")  # fmt: skip
 
 
-def _times(x: float | None) -> str:
-    return "-" if x is None else f"{x:.2f}x"
-
-
 def acceptance_rows(data: dict[str, Any]) -> list[dict[str, Any]]:
     """The rows the acceptance view shows: strategies whose per-position acceptance is known
     (serving engines may not report it), whole suites only."""
@@ -76,7 +73,7 @@ def acceptance_view(data: dict[str, Any]) -> Table:
         joint = row.get("per_position_acceptance") or []
         cells = [Text(bar(v) + f"{100 * v:3.0f}%", style="cyan") for v in joint]
         cells += [Text("")] * (k - len(cells))
-        table.add_row(Text(_label(row)), *cells, _times(row.get("speedup")), *_model(row))
+        table.add_row(Text(_label(row)), *cells, times(row.get("speedup")), *_model(row))
     table.caption = ("pos i: share of steps that drafted i tokens whose first i were all "
                      "accepted. predicted: the standard speedup model at the run's k from this "
                      "acceptance profile and the measured draft/target cost ratio c; best k: "
@@ -100,7 +97,7 @@ def sweep_view(data: dict[str, Any]) -> Table:
         grid = row.get("grid") or {}
         ci = row.get("speedup_ci") or []
         table.add_row(*(str(grid.get(a, "")) for a in axes), row["strategy"], row["suite"],
-                      _times(row.get("speedup")), f"{ci[0]:.2f}-{ci[1]:.2f}" if len(ci) == 2
+                      times(row.get("speedup")), f"{ci[0]:.2f}-{ci[1]:.2f}" if len(ci) == 2
                       else "-", *_model(row), f"{row['mean_accepted_tokens']:.2f}",
                       spark(row.get("per_position_acceptance") or []))  # fmt: skip
     table.caption = ("speedup: vs the baseline at the same point (95% CI over prompts, as in a "

@@ -49,6 +49,14 @@ class FixedLength(Policy):
     pass
 
 
+def next_length(length: int, proposed: int, accepted: int, k: int) -> int:
+    """The heuristic schedule: +2 after a proposal accepted entirely, -1 after a rejection,
+    within [1, k]; an empty proposal teaches nothing."""
+    if not proposed:
+        return length
+    return min(length + 2, k) if accepted >= proposed else max(length - 1, 1)
+
+
 class HeuristicLength(Policy):
     """Wraps a drafter; the allowed length moves +2 / -1 within [1, k] (see the module doc)."""
 
@@ -81,11 +89,7 @@ class HeuristicLength(Policy):
         return draft
 
     def observe(self, num_accepted: int) -> None:
-        if self._proposed:
-            if num_accepted >= self._proposed:
-                self._length = min(self._length + 2, self.max_length)
-            else:
-                self._length = max(self._length - 1, 1)
+        self._length = next_length(self._length, self._proposed, num_accepted, self.max_length)
         self.drafter.observe(num_accepted)
 
 
@@ -113,9 +117,7 @@ class HeuristicBatchLength:
 
     def observe_batch(self, accepted: list[int]) -> None:
         for r, (a, proposed) in enumerate(zip(accepted, self._proposed, strict=True)):
-            if proposed:
-                grown = self._lengths[r] + 2 if a >= proposed else self._lengths[r] - 1
-                self._lengths[r] = min(max(grown, 1), self.max_length)
+            self._lengths[r] = next_length(self._lengths[r], proposed, a, self.max_length)
         self.drafter.observe_batch(accepted)
 
     def keep_rows(self, rows: list[int]) -> None:

@@ -34,7 +34,6 @@ from specbench_cli.serving.preflight import (
 from specbench_cli.serving.protocol import Counts
 from specbench_cli.suite_records import Prompt
 
-DEFAULT_MAX_NEW_TOKENS = 128  # as in-process runs
 REQUEST_TIMEOUT_S = 900.0  # one chat completion, streamed; a stalled server fails the request
 
 
@@ -108,7 +107,7 @@ async def _run_suites(cfg: RunConfig, contenders: list[ServedContender], suites:
     done = rounds = 0
     async with httpx.AsyncClient(timeout=timeout, limits=limits) as http:
         for suite in suites:
-            max_new = cfg.max_new_tokens or suite.max_new_tokens or DEFAULT_MAX_NEW_TOKENS
+            max_new = cfg.token_budget(suite.max_new_tokens)
             for start in range(0, len(suite.prompts), cfg.concurrency):
                 batch = suite.prompts[start:start + cfg.concurrency]
                 for c in contenders if rounds % 2 == 0 else contenders[::-1]:
