@@ -22,6 +22,7 @@ from specbench_cli.commands.strategies import strategies as strategies_cmd
 from specbench_cli.commands.sweep import sweep as sweep_cmd
 from specbench_cli.errors import EXIT_BAD_INPUT, SpecbenchError, shorten
 from specbench_cli.interrupts import Interrupted, stop_signals_raise
+from specbench_cli.launch import reports_errors
 
 app = typer.Typer(
     name="specbench",
@@ -62,7 +63,8 @@ def main() -> None:
     except SpecbenchError as exc:
         if os.environ.get("SPECBENCH_DEBUG"):
             raise
-        print(f"Error: {exc}", file=sys.stderr)
+        if reports_errors():  # under a launcher every process finds it; rank 0 says it once
+            print(f"Error: {exc}", file=sys.stderr)
         sys.exit(exc.exit_code)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)

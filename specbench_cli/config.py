@@ -53,6 +53,9 @@ class RunConfig:
     baseline_server: str | None = None  # the same model served without speculation
     engine: str | None = None  # vllm | sglang | llamacpp: how to read the server's counters
     concurrency: int = 1  # requests in flight at once (server runs)
+    device_map: str | None = None  # auto | balanced | sequential: one model over several devices
+    max_memory: str | None = None  # per-device caps for --device-map, e.g. "0=20GiB,cpu=60GiB"
+    tensor_parallel: bool = False  # transformers' tp_plan="auto" over the launched processes
 
     def token_budget(self, suite_default: int | None) -> int:
         """New tokens per turn: the flag, else the suite's `max_new_tokens`, else the default."""
@@ -84,7 +87,8 @@ FLAGS = {
     "backend": "--backend", "warmup": "--warmup",
     "audit": "--audit", "output": "--output", "server": "--server",
     "baseline_server": "--baseline-server", "engine": "--engine",
-    "concurrency": "--concurrency",
+    "concurrency": "--concurrency", "device_map": "--device-map", "max_memory": "--max-memory",
+    "tensor_parallel": "--tensor-parallel",
 }  # fmt: skip
 MAX_K = 64  # the expected accepted run a/(1-a) passes 64 only above 98.5% acceptance per token
 
@@ -200,6 +204,7 @@ def validate(cfg: RunConfig) -> None:
     for ok, message in checks:
         if not ok:
             raise BadInput(message)
+    _check_placement(cfg)
     if cfg.output is not None:
         check_output(cfg.output)
     if cfg.server or cfg.baseline_server or cfg.engine or cfg.concurrency != 1:
@@ -283,6 +288,16 @@ def _http_url(url: Any) -> bool:
 
     parts = urlsplit(url) if isinstance(url, str) else None
     return bool(parts and parts.scheme in ("http", "https") and parts.netloc)
+
+
+def _check_placement(cfg: RunConfig) -> None:
+    from specbench_cli.launch import current_launch
+    from specbench_cli.placement import placement_problem
+
+    problem = placement_problem(cfg.device_map, cfg.max_memory, cfg.tensor_parallel,
+                                current_launch())  # fmt: skip
+    if problem:
+        raise BadInput(problem)
 
 
 def _check_cuda() -> None:

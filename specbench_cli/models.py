@@ -187,9 +187,11 @@ def resolve_dtype(name: str):
 
 
 def load_model(
-    source: ModelSource, dtype: str = "auto", trust_remote_code: bool = False
+    source: ModelSource, dtype: str = "auto", trust_remote_code: bool = False,
+    placement: dict[str, Any] | None = None,
 ) -> LoadedModel:
-    """Load weights and tokenizer; accelerate places them on GPUs when present, else the CPU."""
+    """Load weights and tokenizer, placed by the `from_pretrained` arguments in `placement`
+    (placement.py); without them accelerate places them on GPUs when present, else the CPU."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -197,7 +199,9 @@ def load_model(
     if source.kind == "gguf":
         folder = str(convert_gguf(Path(source.location)))
     kwargs: dict[str, Any] = {"dtype": resolve_dtype(dtype), "trust_remote_code": trust_remote_code}
-    if torch.cuda.is_available():
+    if placement is not None:
+        kwargs.update(placement)
+    elif torch.cuda.is_available():
         kwargs["device_map"] = "auto"
     try:
         tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=trust_remote_code)

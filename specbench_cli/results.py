@@ -33,7 +33,7 @@ import os
 import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 from specbench_cli import __version__
 from specbench_cli.errors import BadInput, shorten
@@ -129,11 +129,13 @@ class ResultsFile(TypedDict):
     specbench_version: str
     created: str  # ISO 8601, UTC
     status: str  # "complete" | "interrupted" (a stop signal: rows cover the prompts that finished)
+    # | "incomplete" (a data-parallel run that lost a process: `missing` names what is left)
     interrupted_by: str | None  # the stop signal of an interrupted run: SIGINT, SIGTERM or SIGHUP
     environment: dict[str, Any]  # versions, device, CPU/GPU name, threads, git sha
     config: dict[str, Any]  # the effective run configuration (as `--print-config` shows it)
     intervals: dict[str, Any]  # how intervals are computed: method, level, min_prompts, ...
     results: list[ResultRow]
+    missing: NotRequired[list[str]]  # "suite/prompt_id" of prompts some contender never recorded
 
 
 def throughput_wall_s(record: PromptRecord) -> float:
@@ -175,14 +177,18 @@ def json_safe(value: Any) -> Any:
 
 def write_json_atomic(path: Path, data: Any) -> None:
     """Write JSON so a reader never sees a truncated file: temp file in the same folder, rename."""
-    data = json_safe(data)
+    write_text_atomic(path, json.dumps(json_safe(data), indent=2, allow_nan=False) + "\n")
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write `text` so a reader sees the old file or the new one, never a part: temp file in
+    the same folder, fsync, rename."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; a results file is shared like any
         with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2, allow_nan=False)
-            f.write("\n")
+            f.write(text)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -234,7 +240,12 @@ def read_records(run_dir: str | Path) -> list[PromptRecord]:
     p = Path(run_dir)
     if p.is_file():
         p = p.parent
-    p = p / RECORDS_NAME
+    return read_record_file(p / RECORDS_NAME)
+
+
+def read_record_file(p: Path) -> list[PromptRecord]:
+    """The records of one JSON-lines file (none if it is missing); a truncated last line (a
+    killed writer) is skipped."""
     if not p.is_file():
         return []
     records: list[PromptRecord] = []

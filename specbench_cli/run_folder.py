@@ -35,6 +35,7 @@ from specbench_cli.results import (
 )
 
 LOCK_NAME = ".specbench.lock"
+RUN_CONFIG_NAME = "run.yaml"
 
 
 @dataclass
@@ -97,21 +98,11 @@ class RunFolder:
 
     def append(self, record: PromptRecord) -> None:
         """Append one record line, whole or not at all, and fsync it."""
-        line = (json.dumps(record) + "\n").encode()
-        with signals_deferred():
-            fd = os.open(self.records_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
-            start = os.fstat(fd).st_size
-            try:
-                view = memoryview(line)
-                while view:
-                    view = view[os.write(fd, view):]
-                os.fsync(fd)
-            except OSError as exc:
-                os.ftruncate(fd, start)  # no partial line for a later reader to trip on
-                raise SpecbenchError(f"{self.records_path}: cannot write a record "
-                                     f"({exc.strerror or exc})") from None  # fmt: skip
-            finally:
-                os.close(fd)
+        append_record(self.records_path, record)
+
+    def write_config(self, text: str) -> None:
+        """The run's settings (`run.yaml`), so `--resume` continues with exactly these."""
+        (self.path / RUN_CONFIG_NAME).write_text(text)
 
     def records(self) -> list[PromptRecord]:
         return read_records(self.path)
@@ -140,8 +131,28 @@ class RunFolder:
         """After a run that recorded nothing (it failed or was stopped while loading): remove
         the folder if this run created it, so no empty run folders pile up."""
         if self._created and not self.records_path.exists() and not self.results_path.exists():
-            if {p.name for p in self.path.iterdir()} <= {LOCK_NAME}:
+            if {p.name for p in self.path.iterdir()} <= {LOCK_NAME, RUN_CONFIG_NAME}:
                 shutil.rmtree(self.path, ignore_errors=True)
+
+
+def append_record(path: Path, record: PromptRecord) -> None:
+    """Append one record line to `path`, whole or not at all (stop signals held back, the file
+    cut back if the write fails), and fsync it."""
+    line = (json.dumps(record) + "\n").encode()
+    with signals_deferred():
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+        start = os.fstat(fd).st_size
+        try:
+            view = memoryview(line)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        except OSError as exc:
+            os.ftruncate(fd, start)  # no partial line for a later reader to trip on
+            raise SpecbenchError(f"{path}: cannot write a record "
+                                 f"({exc.strerror or exc})") from None  # fmt: skip
+        finally:
+            os.close(fd)
 
 
 def _lock(out: Path, flag: str) -> int:

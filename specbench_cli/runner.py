@@ -20,15 +20,16 @@ suites and model specs are checked here first.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
 from specbench_cli.choices import NOISE_STREAM
-from specbench_cli.config import RunConfig
+from specbench_cli.config import RunConfig, to_yaml
 from specbench_cli.errors import BadInput
 from specbench_cli.interrupts import Interrupted, stop_signals_ignored
 from specbench_cli.progress import NoProgress, ProgressReport
-from specbench_cli.results import make_results
+from specbench_cli.results import ResultsFile, make_results
 from specbench_cli.run_folder import RunFolder, RunOutcome
 
 WARMUP_TOKENS = 8
@@ -75,6 +76,7 @@ def execute(cfg: RunConfig, progress: ProgressReport | None = None) -> RunOutcom
         return execute_served(cfg, progress)
     suites, target_src, draft_src = preflight(cfg)
     with RunFolder.claim(cfg.output) as folder:
+        folder.write_config(to_yaml(cfg))
         for suite in suites:
             progress.note(describe_scoring(suite))
         models = load_models(cfg, target_src, draft_src, progress)
@@ -85,15 +87,19 @@ def load_models(cfg: RunConfig, target_src: Any, draft_src: Any,
                 progress: ProgressReport) -> Models:  # fmt: skip
     """Target, draft (if any), their shared vocabulary and the verify backend, with stages."""
     from specbench_cli.backends import resolve_backend
+    from specbench_cli.launch import current_launch
     from specbench_cli.models import check_pair, load_model
+    from specbench_cli.placement import placement_kwargs
 
     quiet_transformers()
+    place = placement_kwargs(cfg.device_map, cfg.max_memory, cfg.tensor_parallel,
+                             current_launch())  # fmt: skip
     progress.stage(f"loading target model {target_src.label}")
-    target = load_model(target_src, cfg.dtype, cfg.trust_remote_code)
+    target = load_model(target_src, cfg.dtype, cfg.trust_remote_code, place)
     draft = None
     if draft_src:
         progress.stage(f"loading draft model {draft_src.label}")
-        draft = load_model(draft_src, cfg.dtype, cfg.trust_remote_code)
+        draft = load_model(draft_src, cfg.dtype, cfg.trust_remote_code, place)
     vocab = check_pair(target, draft) if draft else target.vocab_size
     progress.stage(f"preparing the {cfg.backend} verify backend (kernels build on first use)")
     try:  # once per run, so `auto` is not re-resolved at every verification step
@@ -112,9 +118,7 @@ def run_environment(models: Models) -> dict[str, Any]:
 
 def _execute(cfg: RunConfig, suites: list[Any], models: Models, folder: RunFolder,
              progress: ProgressReport) -> RunOutcome:  # fmt: skip
-    from specbench_cli.bootstrap import method_info
-    from specbench_cli.contenders import build_contenders, strategy_info
-    from specbench_cli.metrics import aggregate
+    from specbench_cli.contenders import build_contenders
 
     contenders = build_contenders(cfg, models.target, models.draft, models.vocab, models.backend)
     env = run_environment(models)
@@ -127,14 +131,25 @@ def _execute(cfg: RunConfig, suites: list[Any], models: Models, folder: RunFolde
         stop = exc
     with stop_signals_ignored():  # a second signal must not lose the results of the first
         progress.stage("aggregating results")
-        rows = aggregate(folder.records(), strategy_info(contenders), cfg.k)
-        settings = {s.name: row_settings(cfg, cfg.token_budget(s.max_new_tokens), models.backend)
-                    for s in suites}  # fmt: skip
-        rows = [{**row, **settings.get(row["suite"], {})} for row in rows]  # type: ignore[misc]
-        config = {**cfg.to_dict(), "noise_mode": NOISE_STREAM}  # compare refuses other streams
-        data = make_results(config, env, rows, method_info(), stop.name if stop else None)
+        data = run_results(cfg, suites, contenders, folder.records(), env, stop)
         folder.write_results(data)
     return RunOutcome(folder.path, data, stop)
+
+
+def run_results(cfg: RunConfig, suites: list[Any], contenders: list[Any], records: list[Any],
+                env: dict[str, Any], stop: Interrupted | None) -> ResultsFile:  # fmt: skip
+    """The results document of a run: rows aggregated from `records`, with their settings."""
+    from specbench_cli.bootstrap import method_info
+    from specbench_cli.contenders import strategy_info
+    from specbench_cli.metrics import aggregate
+
+    backend = env["verify_backend"]
+    rows = aggregate(records, strategy_info(contenders), cfg.k)
+    settings = {s.name: row_settings(cfg, cfg.token_budget(s.max_new_tokens), backend)
+                for s in suites}  # fmt: skip
+    rows = [{**row, **settings.get(row["suite"], {})} for row in rows]  # type: ignore[misc]
+    config = {**cfg.to_dict(), "noise_mode": NOISE_STREAM}  # compare refuses other streams
+    return make_results(config, env, rows, method_info(), stop.name if stop else None)
 
 
 def row_settings(cfg: RunConfig, max_new: int, backend: str) -> dict[str, Any]:
@@ -164,20 +179,30 @@ def warm_up(contenders: list[Any], suites: list[Any], tokenizer: Any, cfg: RunCo
             c.memory.clear()
 
 
+def prompt_groups(suite: Any, batch_size: int) -> list[Any]:
+    """The suite's prompts in groups of `batch_size`, in suite order (the last may be smaller)."""
+    n = batch_size
+    return [suite.prompts[i : i + n] for i in range(0, len(suite.prompts), n)]
+
+
 def decode_all(contenders: list[Any], suites: list[Any], tokenizer: Any, cfg: RunConfig,
-               folder: RunFolder, progress: ProgressReport) -> None:  # fmt: skip
+               folder: RunFolder, progress: ProgressReport,
+               only: Collection[tuple[str, int]] | None = None) -> None:  # fmt: skip
     """Every group of prompts under every contender, back to back, records appended as each
-    group finishes."""
+    group finishes; with `only`, just those (suite name, group index) groups."""
     from specbench_cli.quality import score_record
 
-    total = sum(len(s.prompts) for s in suites) * len(contenders)
+    chosen = [(suite, [(index, group) for index, group in
+                       enumerate(prompt_groups(suite, cfg.batch_size))
+                       if only is None or (suite.name, index) in only])
+              for suite in suites]  # fmt: skip
+    total = sum(len(g) for _, groups in chosen for _, g in groups) * len(contenders)
     done = tokens = 0
     seconds = 0.0
     n = cfg.batch_size
-    for suite in suites:
+    for suite, groups in chosen:
         max_new = cfg.token_budget(suite.max_new_tokens)
-        groups = [suite.prompts[i : i + n] for i in range(0, len(suite.prompts), n)]
-        for index, group in enumerate(groups):
+        for index, group in groups:
             for c in contenders:
                 rate = f"{tokens / seconds:.1f} tok/s" if seconds else ""
                 where = f"prompt {index * n + 1}" + (f"-{index * n + len(group)}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -19,6 +20,8 @@ Examples:
   specbench run --batch-size 4 --temperature 0 --strategy greedy   # batches of 4 prompts
   specbench run --draft ./small --drafter model:branches=2,depth=4,nodes=12 -s sps -s block -s rrs
   specbench run --drafter suffix --draft-length heuristic --temperature 0 --strategy greedy
+  specbench run --resume runs/big                  # continue an interrupted run
+  torchrun --nproc-per-node 4 -m specbench_cli run --suite mt-bench   # 4 processes share it
 
   specbench run --server http://127.0.0.1:8080 --baseline-server http://127.0.0.1:8081 \\
       --engine llamacpp --concurrency 4            # a serving engine's speculation
@@ -100,6 +103,23 @@ def run(
              "are read).")] = None,
     concurrency: Annotated[int | None, typer.Option(
         help="With --server: prompts in flight at once (default 1).")] = None,
+    device_map: Annotated[str | None, typer.Option(
+        metavar="MAP",
+        help="Spread the target (and draft) over this process's GPUs and CPU with accelerate: "
+             "auto, balanced or sequential (one process per node).")] = None,
+    max_memory: Annotated[str | None, typer.Option(
+        metavar="CAPS",
+        help="Memory caps per device for --device-map, e.g. 0=20GiB,1=20GiB,cpu=60GiB.")] = None,
+    tensor_parallel: Annotated[bool | None, typer.Option(
+        "--tensor-parallel/--no-tensor-parallel",
+        help="Split every layer over the processes of a torchrun launch (transformers' "
+             "tp_plan=auto, model families that define one); they decode the prompts "
+             "together.")] = None,
+    resume: Annotated[Path | None, typer.Option(
+        "--resume", metavar="DIR",
+        help="Continue the run in DIR (interrupted, or one that lost a process): run only the "
+             "prompts some contender has not finished, with DIR's settings; give no "
+             "others.")] = None,
     config: Annotated[Path | None, typer.Option(
         "--config", metavar="FILE",
         help="YAML file with the same settings; flags override it.")] = None,
@@ -112,42 +132,61 @@ def run(
     flags = dict(locals())  # first: the flags only
     from specbench_cli.config import build_config, to_yaml
 
-    cfg = build_config(config, flag_overrides(flags))
+    if resume is not None:
+        from specbench_cli.distributed import resumed_config
+
+        cfg = resumed_config(resume, {**flag_overrides(flags), "config": config})
+    else:
+        cfg = build_config(config, flag_overrides(flags))
     if print_config:
         from specbench_cli.runner import preflight
 
         preflight(cfg)  # suites and models are checked as a run would, nothing is loaded
         out.print(to_yaml(cfg), end="", highlight=False, markup=False)
         return
-    _run(cfg, wide)
+    _run(cfg, wide, resume)
 
 
 def flag_overrides(flags: dict[str, Any]) -> dict[str, Any]:
-    """RunConfig values from `run`'s flags by name (None: not given; `config`, `print_config`
-    and `wide` are not settings)."""
+    """RunConfig values from `run`'s flags by name (None: not given; `config`, `print_config`,
+    `wide` and `resume` are not settings)."""
     renamed = {"strategy": "strategies", "suite": "suites"}
     return {renamed.get(name, name): value for name, value in flags.items()
-            if name not in ("config", "print_config", "wide")}
+            if name not in ("config", "print_config", "wide", "resume")}
 
 
 run.__doc__ = (run.__doc__ or "") + "\n" + RUN_EXAMPLES
 
 
-def _run(cfg, wide: bool) -> None:
-    from specbench_cli.progress import open_progress
+def _run(cfg, wide: bool, resume: Path | None) -> None:
+    from specbench_cli.distributed import execute_sharded
+    from specbench_cli.launch import current_launch
+    from specbench_cli.progress import NoProgress, open_progress
     from specbench_cli.report import print_results
     from specbench_cli.runner import execute
     from specbench_cli.views import acceptance_rows, acceptance_view
 
-    with open_progress(err) as progress:
-        outcome = execute(cfg, progress)
+    launch = current_launch()
+    with open_progress(err) if launch.rank == 0 else nullcontext(NoProgress()) as progress:
+        if resume is not None or launch.distributed:
+            outcome = execute_sharded(cfg, progress, resume)
+        else:
+            outcome = execute(cfg, progress)
+    if outcome is None:  # a process other than rank 0: rank 0 reports
+        return
     print_results(outcome.results, wide=wide)
     if acceptance_rows(outcome.results):
         out.print(acceptance_view(outcome.results))
     folder = outcome.folder
     err.print(f"results: {folder}/results.json, per-prompt records: {folder}/records.jsonl",
               highlight=False, soft_wrap=True)
+    if outcome.results["status"] == "incomplete":
+        err.print(f"incomplete: a process of the run was lost; "
+                  f"{len(outcome.results.get('missing', []))} prompt(s) are missing; run them "
+                  f"with specbench run --resume {folder}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1)
     if outcome.stopped_by:
         err.print(f"interrupted by {outcome.stopped_by.name}: the results cover the prompts "
-                  "that finished", highlight=False)
+                  f"that finished; continue with specbench run --resume {folder}",
+                  highlight=False, soft_wrap=True)  # fmt: skip
         raise typer.Exit(outcome.stopped_by.exit_code)

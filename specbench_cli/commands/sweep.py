@@ -61,9 +61,13 @@ EXTRA_OPTIONS = {
 def sweep(**flags: Any) -> None:
     """Run the baseline and the strategies at every point of a grid of settings, models loaded
     once, into one run folder; print a summary with predicted and measured speedups."""
+    from specbench_cli.launch import current_launch
     from specbench_cli.sweep import load_resumed
     from specbench_cli.sweep_grid import build_sweep
 
+    if current_launch().distributed:
+        raise BadInput("specbench sweep runs in one process; split the work over processes "
+                       "with specbench run under torchrun, one run per grid point")
     resume = flags.pop("resume")
     axes = {axis: flags.pop(axis) for axis in ("k", "temperature", "top_k", "top_p",
                                                 "batch_size")}
@@ -109,6 +113,8 @@ def _signature() -> inspect.Signature:
     """`run`'s parameters with the grid options swapped in and the sweep's own added."""
     params = []
     for p in inspect.signature(run_command, eval_str=True).parameters.values():
+        if p.name in EXTRA_OPTIONS:  # the sweep's own meaning of the option
+            continue
         params.append(p.replace(annotation=GRID_OPTIONS[p.name]) if p.name in GRID_OPTIONS
                       else p)  # fmt: skip
     keyword = inspect.Parameter.POSITIONAL_OR_KEYWORD
