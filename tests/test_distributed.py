@@ -210,7 +210,8 @@ def test_tensor_parallel_under_torchrun_decodes_the_same(tiny_target, suite, sin
     (["--max-memory", "0=2GiB"], "--max-memory needs --device-map"),
     (["--device-map", "auto", "--max-memory", "0=lots"], "--max-memory: expected DEVICE=SIZE"),
     (["--tensor-parallel"], "--tensor-parallel needs one process per device"),
-    (["--tensor-parallel", "--device-map", "auto"], "--tensor-parallel and --device-map are two ways"),
+    (["--tensor-parallel", "--device-map", "auto"],
+     "--tensor-parallel and --device-map are two ways"),
 ])  # fmt: skip
 def test_placement_flags_are_checked_before_loading(flags, message):
     proc = run_cli("run", "--target", "/nonexistent-model", *flags)
