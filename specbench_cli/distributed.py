@@ -27,7 +27,14 @@ from typing import Any
 from specbench_cli.config import FIELDS, RunConfig, build_config, to_yaml
 from specbench_cli.errors import BadInput
 from specbench_cli.interrupts import Interrupted, stop_signals_ignored
-from specbench_cli.launch import Launch, current_launch, join_group, leave_group, share_from_rank0
+from specbench_cli.launch import (
+    Launch,
+    all_ready,
+    current_launch,
+    join_group,
+    leave_group,
+    share_from_rank0,
+)
 from specbench_cli.progress import ProgressReport
 from specbench_cli.rank_files import (
     RankRecords,
@@ -165,6 +172,7 @@ def run_share(cfg: RunConfig, suites: list[Any], models: Any, folder: RunFolder 
     device = models.target.device
     write_rank_info(path, launch, device, finished=False)
     warm_up(contenders, suites, models.target.tokenizer, cfg)
+    all_ready(launch)  # no process records before all have loaded: a loss after this is a fault
     sink = RankRecords(path, launch.rank, keep=launch.rank == 0 or not cfg.tensor_parallel)
     stop: Interrupted | None = None
     try:

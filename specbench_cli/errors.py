@@ -24,6 +24,12 @@ class ModelLoadError(SpecbenchError):
     """A target or draft model could not be found or loaded."""
 
 
+class LostProcess(SpecbenchError):
+    """A process of a data-parallel run died before decoding started; nothing was recorded."""
+
+    exit_code = 1
+
+
 def shorten(text: str, width: int = 80) -> str:
     """`text` cut to `width` characters with an ellipsis, for names quoted in one-line errors."""
     return text if len(text) <= width else text[: width - 3] + "..."

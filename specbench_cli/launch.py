@@ -3,9 +3,9 @@
 Both launchers start one process per device and tell each its place through environment
 variables (`RANK`, `WORLD_SIZE`, `LOCAL_RANK`, `LOCAL_WORLD_SIZE`, `MASTER_ADDR`, ...); a
 plain `specbench run` has none of them and is rank 0 of 1. The process group (gloo on CPUs,
-nccl on GPUs) is used only to agree on the run folder and the work list at the start, while
-every process is known to be alive; everything later goes through files, so a dead peer can
-never leave the others waiting in a collective call.
+nccl on GPUs) is used only at the start: to agree on the run folder and the work list, and to
+wait until every process has loaded its models, so all decode side by side; everything later
+goes through files, so a dead peer can never leave the others waiting in a collective call.
 """
 
 from __future__ import annotations
@@ -73,6 +73,23 @@ def share_from_rank0(launch: Launch, value: Any) -> Any:
     box = [value]
     dist.broadcast_object_list(box, src=0)
     return box[0]
+
+
+def all_ready(launch: Launch) -> None:
+    """Return when every process has reached this point (models loaded, warmed up); a process
+    that died before is `LostProcess` (nothing was recorded yet)."""
+    if not launch.distributed:
+        return
+    import torch.distributed as dist
+
+    from specbench_cli.errors import LostProcess
+
+    try:
+        dist.barrier()
+    except RuntimeError as exc:  # the backend's error when a peer's connection is gone
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise LostProcess(f"a process of the run was lost before decoding started "
+                          f"({first[:200]})") from None  # fmt: skip
 
 
 def leave_group() -> None:

@@ -21,7 +21,7 @@ Examples:
   specbench run --draft ./small --drafter model:branches=2,depth=4,nodes=12 -s sps -s block -s rrs
   specbench run --drafter suffix --draft-length heuristic --temperature 0 --strategy greedy
   specbench run --resume runs/big                  # continue an interrupted run
-  torchrun --nproc-per-node 4 -m specbench_cli run --suite mt-bench   # 4 processes share it
+  torchrun --nproc-per-node 4 -m specbench_cli run --suite chat   # 4 processes share it
 
   specbench run --server http://127.0.0.1:8080 --baseline-server http://127.0.0.1:8081 \\
       --engine llamacpp --concurrency 4            # a serving engine's speculation
