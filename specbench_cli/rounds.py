@@ -9,7 +9,9 @@ the same one.
 
 Merge: a prompt's timings (`wall_s`, `batch_share_s`, `ttft_s`, `prefill_s`, `draft_s`,
 `verify_s`, and each turn's `wall_s` and `ttft_s`) are the median over its rounds, each figure on
-its own; every round's value stays in the record as `round_<name>` lists. Everything else (tokens,
+its own, except that a multi-turn prompt's `wall_s` is the sum of its turns' medians (a record's
+latency is the sum of its turns'); every round's value stays in the record as `round_<name>`
+lists. Everything else (tokens,
 accepted and drafted lengths, divergence, text) must be the same in every round: the seeds are the
 same, so a difference means the decoding is not reproducible, and the prompt is recorded as failed
 with an error naming the prompt, the contender and the round (a median of timings of different
@@ -87,6 +89,8 @@ def merge_rounds(records: list[PromptRecord]) -> PromptRecord:
         merged[f"round_{name}"] = values  # type: ignore[literal-required]
     merged["turns"] = [_merge_turn([record["turns"][t] for record in records])
                        for t in range(len(first["turns"]))]  # fmt: skip
+    if len(merged["turns"]) > 1:  # a prompt's latency stays the sum of its turns'
+        merged["wall_s"] = sum(turn["wall_s"] for turn in merged["turns"])
     merged["rounds"] = len(records)
     if all(record.get("peak_memory_bytes") is not None for record in records):
         merged["peak_memory_bytes"] = max(record["peak_memory_bytes"] for record in records)

@@ -22,7 +22,6 @@ suites and model specs are checked here first.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -191,48 +190,58 @@ def warm_up(contenders: list[Any], suites: list[Any], tokenizer: Any, cfg: RunCo
 def decode_all(contenders: list[Any], suites: list[Any], tokenizer: Any, cfg: RunConfig,
                folder: RunFolder, progress: ProgressReport) -> None:  # fmt: skip
     """Every group of prompts under every contender, `cfg.rounds` times in balanced order
-    (rounds.py), records appended as each group finishes all its rounds."""
+    (rounds.py), records appended as each group finishes all its rounds. Progress counts
+    prompts decoded, every round included."""
     from specbench_cli.quality import score_record
     from specbench_cli.rounds import run_rounds
 
-    total = sum(len(s.prompts) for s in suites) * len(contenders)
-    done = tokens = 0
-    seconds = 0.0
+    tally = Tally(progress, sum(len(s.prompts) for s in suites) * len(contenders) * cfg.rounds)
     n = cfg.batch_size
     for suite in suites:
         max_new = cfg.token_budget(suite.max_new_tokens)
         groups = [suite.prompts[i : i + n] for i in range(0, len(suite.prompts), n)]
         for index, group in enumerate(groups):
-            rate = f"{tokens / seconds:.1f} tok/s" if seconds else ""
             where = f"{suite.name} prompt {index * n + 1}" + (
                 f"-{index * n + len(group)}" if len(group) > 1 else "") + f"/{len(suite.prompts)}"
-            show = _progress_line(progress, done, total, where, rate)
             decode = partial(_decode_round, suite=suite, group=group, index=index,
-                             tokenizer=tokenizer, cfg=cfg, max_new=max_new, show=show)
+                             tokenizer=tokenizer, cfg=cfg, max_new=max_new, tally=tally,
+                             where=where)  # fmt: skip
             for records in run_rounds(contenders, cfg.rounds, decode):
                 for record, prompt in zip(records, group, strict=True):
                     if record["status"] == "ok":
                         score_record(record, suite.scorer, prompt)
-                        tokens += record["new_tokens"]
-                        seconds += record.get("batch_share_s", record["wall_s"])
+                        tally.tokens += record["new_tokens"]
+                        tally.seconds += record.get("batch_share_s", record["wall_s"])
                     elif record["error"].startswith("NondeterministicRounds"):
                         progress.note(f"warning: {record['error']}")
                     folder.append(record)
-                done += len(group)
-    progress.advance(done, total, "done", f"{tokens / seconds:.1f} tok/s" if seconds else "")
+    tally.show("done")
 
 
-def _progress_line(progress: ProgressReport, done: int, total: int, where: str,
-                   rate: str) -> Callable[[str], None]:  # fmt: skip
-    return lambda what: progress.advance(done, total, f"{where} {what}", rate)
+@dataclass
+class Tally:
+    """decode_all's progress: prompt decodes done (each round counts) of `total`, and the
+    tokens and seconds of the finished records for the rate."""
+
+    progress: ProgressReport
+    total: int
+    done: int = 0
+    tokens: int = 0
+    seconds: float = 0.0
+
+    def show(self, current: str) -> None:
+        rate = f"{self.tokens / self.seconds:.1f} tok/s" if self.seconds else ""
+        self.progress.advance(self.done, self.total, current, rate)
 
 
 def _decode_round(c: Any, r: int, *, suite: Any, group: list[Any], index: int, tokenizer: Any,
-                  cfg: RunConfig, max_new: int,
-                  show: Callable[[str], None]) -> list[Any]:  # fmt: skip
+                  cfg: RunConfig, max_new: int, tally: Tally,
+                  where: str) -> list[Any]:  # fmt: skip
     """Round `r` of one group under one contender, shown on the progress line."""
-    show(c.label + (f" round {r + 1}/{cfg.rounds}" if cfg.rounds > 1 else ""))
-    return decode_group(c, suite, group, tokenizer, cfg, max_new, index)
+    tally.show(f"{where} {c.label}" + (f" round {r + 1}/{cfg.rounds}" if cfg.rounds > 1 else ""))
+    records = decode_group(c, suite, group, tokenizer, cfg, max_new, index)
+    tally.done += len(group)
+    return records
 
 
 def decode_group(c: Any, suite: Any, group: list[Any], tokenizer: Any, cfg: RunConfig,

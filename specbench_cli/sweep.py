@@ -126,13 +126,13 @@ def execute_sweep(sweep: Sweep, resume: Path | None = None,
         plans = plan(sweep, suites, folder.records())
         models = load_models(sweep.base, target_src, draft_src, progress)
         env = run_environment(models, progress)
-        total = sum(p.prompts * p.contender_count for p in plans)
+        total = sum(p.prompts * p.contender_count * p.config.rounds for p in plans)
         finished = 0
         stop: Interrupted | None = None
         try:
             for p in plans:
                 run_point(p, models, folder, PointProgress(progress, finished, total, p.point))
-                finished += p.prompts * p.contender_count
+                finished += p.prompts * p.contender_count * p.config.rounds
         except Interrupted as exc:
             stop = exc
         with stop_signals_ignored():  # a second signal must not lose the results of the first

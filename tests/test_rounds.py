@@ -95,6 +95,11 @@ def test_merge_takes_medians_and_keeps_every_round():
     assert merged["turns"][0]["wall_s"] == 2.0 and merged["rounds"] == 3
     assert merged["peak_memory_bytes"] == 102
     assert merge_rounds(record([3.0]))["wall_s"] == 3.0  # one round: unchanged
+    two_turns = record([3.0, 1.0, 2.0])
+    for r, w in zip(two_turns, (1.0, 5.0, 2.0), strict=True):
+        r["turns"].append({"wall_s": w, "ttft_s": 0.1, "new_tokens": 3})
+    merged = merge_rounds(two_turns)  # a record's latency stays the sum of its turns'
+    assert [t["wall_s"] for t in merged["turns"]] == [2.0, 2.0] and merged["wall_s"] == 4.0
 
 
 def test_merge_fails_a_prompt_whose_rounds_differ():
@@ -163,7 +168,10 @@ def test_rounds_repeat_identical_tokens_with_the_suffix_drafter(tmp_path, tiny_t
         for name in STEPS:
             assert thrice[key][name] == one[name], (key, name)
         assert len(thrice[key]["round_wall_s"]) == len(thrice[key]["round_ttft_s"]) == 3
-        assert thrice[key]["wall_s"] == statistics.median(thrice[key]["round_wall_s"])
+        merged = thrice[key]
+        assert merged["batch_share_s"] == statistics.median(merged["round_batch_share_s"])
+        assert merged["ttft_s"] == statistics.median(merged["round_ttft_s"])
+        assert merged["wall_s"] == pytest.approx(sum(t["wall_s"] for t in merged["turns"]))
         assert batched[key]["output_token_ids"] == one["output_token_ids"]
     drafted = sum(sum(r["accepted_lengths"]) for k, r in thrice.items() if k[1] != "baseline")
     assert drafted > 0  # the memory did draft something
