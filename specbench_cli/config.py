@@ -47,6 +47,7 @@ class RunConfig:
     chat_template: bool = True
     backend: str = "auto"  # verify kernels: auto | torch | cpu | cuda (auto: fastest available)
     warmup: int = 1  # untimed warm-up generations per engine
+    rounds: int = 3  # times each group is decoded per contender; median timings (rounds.py)
     audit: bool = True  # divergence audit of lossy strategies (untimed)
     output: str | None = None  # run folder; None -> runs/<timestamp>
     server: str | None = None  # OpenAI-compatible endpoint of a serving engine (speculation on)
@@ -84,7 +85,7 @@ FLAGS = {
     "temperature": "--temperature", "top_k": "--top-k", "top_p": "--top-p",
     "max_new_tokens": "--max-new-tokens", "seed": "--seed", "dtype": "--dtype",
     "trust_remote_code": "--trust-remote-code", "chat_template": "--chat-template",
-    "backend": "--backend", "warmup": "--warmup",
+    "backend": "--backend", "warmup": "--warmup", "rounds": "--rounds",
     "audit": "--audit", "output": "--output", "server": "--server",
     "baseline_server": "--baseline-server", "engine": "--engine",
     "concurrency": "--concurrency", "device_map": "--device-map", "max_memory": "--max-memory",
@@ -189,6 +190,7 @@ def validate(cfg: RunConfig) -> None:
          f"--max-new-tokens must be >= 1 (got {cfg.max_new_tokens})"),
         (cfg.limit is None or cfg.limit >= 1, f"--limit must be >= 1 (got {cfg.limit})"),
         (cfg.warmup >= 0, f"--warmup must be >= 0 (got {cfg.warmup})"),
+        (cfg.rounds >= 1, f"--rounds must be >= 1 (got {cfg.rounds})"),
         (cfg.dtype in DTYPES, f"--dtype must be one of {', '.join(DTYPES)} (got {cfg.dtype})"),
         (cfg.backend in BACKENDS,
          f"--backend must be one of {', '.join(BACKENDS)} (got {cfg.backend})"),

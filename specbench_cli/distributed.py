@@ -49,6 +49,7 @@ from specbench_cli.resume import finished_keys, prompt_done
 from specbench_cli.run_folder import RUN_CONFIG_NAME, RunFolder, RunOutcome
 from specbench_cli.runner import (
     decode_all,
+    finish_environment,
     load_models,
     preflight,
     prompt_groups,
@@ -171,6 +172,7 @@ def run_share(cfg: RunConfig, suites: list[Any], models: Any, folder: RunFolder 
     contenders = build_contenders(cfg, models.target, models.draft, models.vocab, models.backend)
     device = models.target.device
     write_rank_info(path, launch, device, finished=False)
+    env = run_environment(models, progress)
     warm_up(contenders, suites, models.target.tokenizer, cfg)
     all_ready(launch)  # no process records before all have loaded: a loss after this is a fault
     sink = RankRecords(path, launch.rank, keep=launch.rank == 0 or not cfg.tensor_parallel)
@@ -190,7 +192,8 @@ def run_share(cfg: RunConfig, suites: list[Any], models: Any, folder: RunFolder 
         return None
     with stop_signals_ignored():  # a second signal must not lose the results of the first
         progress.stage("merging records and aggregating results")
-        return finish(cfg, suites, contenders, folder, run_environment(models), stop)
+        env = finish_environment(env, models, progress)
+        return finish(cfg, suites, contenders, folder, env, stop)
 
 
 def finish(cfg: RunConfig, suites: list[Any], contenders: list[Any], folder: RunFolder,

@@ -21,6 +21,7 @@ import numpy as np
 from specbench_cli.acceptance import PositionCounts, count_positions
 from specbench_cli.bootstrap import mean_difference, paired_interval
 from specbench_cli.results import BASELINE, PromptRecord, ResultRow, throughput_wall_s
+from specbench_cli.rounds import timing_spread
 from specbench_cli.speedup_model import model_summary
 
 
@@ -176,6 +177,7 @@ def aggregate(
             "time_per_token_median_s": tpot_median,
             "time_per_token_p90_s": tpot_p90,
             "peak_memory_bytes": _max_known(ok, "peak_memory_bytes"),
+            "timing_noise": _median_spread(ok),
             "draft_time_share": _draft_share(ok, latency),
             "divergence": _divergence(ok),
             "quality": _quality(ok),
@@ -189,6 +191,25 @@ def aggregate(
     rows.sort(key=lambda r: (r["suite"], r["category"] or "", r["strategy"] != BASELINE,
                              r["strategy"], r["drafter"]))
     return rows
+
+
+def _median_spread(records: list[PromptRecord]) -> float | None:
+    """Median over records of the spread of their round times; None without repeated rounds."""
+    spreads = [s for s in map(timing_spread, records) if s is not None]
+    return statistics.median(spreads) if spreads else None
+
+
+def timing_noise(records: list[PromptRecord]) -> dict[str, Any] | None:
+    """The run's own timing noise: the median over prompts of each prompt's (max - min) / median
+    of its round times, per contender and over all; None when no prompt ran more than once."""
+    by_strategy: dict[str, list[PromptRecord]] = defaultdict(list)
+    for r in _ok(records):
+        by_strategy[r["strategy"]].append(r)
+    overall = _median_spread(_ok(records))
+    if overall is None:
+        return None
+    return {"overall": overall, "rounds": max(r.get("rounds", 1) for r in _ok(records)),
+            "by_strategy": {s: _median_spread(rs) for s, rs in sorted(by_strategy.items())}}
 
 
 def _max_known(records: list[PromptRecord], key: str) -> int | None:

@@ -193,10 +193,28 @@ def _notes(rows: list[dict[str, Any]], headers: set[str], legend: dict[str, str]
         n = f"{min(paired)}" if min(paired) == max(paired) else f"{min(paired)}-{max(paired)}"
         notes.append(f"95% CI: {method['method']}, over n = {n} paired prompts per row; rows "
                      f"with fewer than {method['min_prompts']} get none.")
+    if (noise := _timing_noise_note(data)) is not None:
+        notes.append(noise)
     if dropped:
         notes.append(f"Not shown at this width: {', '.join(dropped)} (--wide shows every "
                      "column).")
     return notes
+
+
+def _timing_noise_note(data: dict[str, Any]) -> str | None:
+    """The run's own timing noise (the spread of each prompt's repeated rounds), or a note
+    that there is none; nothing for server runs and files written before rounds existed."""
+    cfg = data.get("config") or {}
+    if cfg.get("server") or "timing_noise" not in data:
+        return None
+    noise = data["timing_noise"]
+    if not noise:
+        return ("timing noise: unknown, each prompt was timed once (--rounds 1); compare "
+                "judges noise by its bootstrap interval only.")  # fmt: skip
+    each = ", ".join(f"{label} {_pct(value)}" for label, value in noise["by_strategy"].items())
+    return (f"timing noise: {_pct(noise['overall'])} (median over prompts of the spread, max - "
+            f"min over median, of each prompt's {noise['rounds']} rounds; {each}); times are "
+            "medians over rounds, and compare calls smaller changes within noise.")  # fmt: skip
 
 
 def results_report(data: dict[str, Any], width: int | None) -> tuple[Any, list[str]]:

@@ -74,6 +74,10 @@ class PromptRecord(TypedDict, total=False):
     drafted_lengths: list[int]  # drafted tokens (tree: depth of the verified tree) per step
     drafted_nodes: list[int]  # drafted tokens (tree: nodes of the verified tree) per step
     peak_memory_bytes: int  # peak while this record ran: RSS on CPU, allocated on GPU
+    # repeated rounds (rounds.py): the timings above are medians over rounds, these every value
+    rounds: int  # rounds the prompt was decoded in (absent: once)
+    round_wall_s: list[float]  # likewise round_batch_share_s, round_ttft_s, round_prefill_s,
+    # round_draft_s, round_verify_s
     kl_sum: float  # divergence audit: sum over emitted drafted positions of KL(pi || q)
     tv_sum: float  # the same for TV(pi, q)
     drafted_positions: int  # positions the audit covered
@@ -114,6 +118,7 @@ class ResultRow(TypedDict, total=False):
     time_per_token_median_s: float  # per request: wall_s / new_tokens; median over requests
     time_per_token_p90_s: float  # the same, 90th percentile
     peak_memory_bytes: int
+    timing_noise: float | None  # median over prompts of (max - min) / median of round times
     draft_time_share: float  # draft_s / wall_s
     quality: dict[str, float]  # mean score per metric
     quality_delta: dict[str, dict[str, Any]]  # metric -> {value, low, high, significant, n}
@@ -136,6 +141,8 @@ class ResultsFile(TypedDict):
     intervals: dict[str, Any]  # how intervals are computed: method, level, min_prompts, ...
     results: list[ResultRow]
     missing: NotRequired[list[str]]  # "suite/prompt_id" of prompts some contender never recorded
+    # the spread of repeated rounds, {overall, rounds, by_strategy}; None when measured once
+    timing_noise: NotRequired[dict[str, Any] | None]
 
 
 def throughput_wall_s(record: PromptRecord) -> float:
@@ -145,10 +152,10 @@ def throughput_wall_s(record: PromptRecord) -> float:
 
 
 def make_results(config: dict[str, Any], environment: dict[str, Any], rows: list[ResultRow],
-                 intervals: dict[str, Any],
-                 interrupted_by: str | None = None) -> ResultsFile:  # fmt: skip
+                 intervals: dict[str, Any], interrupted_by: str | None = None,
+                 timing_noise: dict[str, Any] | None = None) -> ResultsFile:  # fmt: skip
     """A results document of the current schema version; `interrupted_by` names the stop
-    signal of an interrupted run."""
+    signal of an interrupted run, `timing_noise` the spread of repeated rounds (rounds.py)."""
     return {
         "schema_version": SCHEMA_VERSION,
         "specbench_version": __version__,
@@ -158,6 +165,7 @@ def make_results(config: dict[str, Any], environment: dict[str, Any], rows: list
         "environment": environment,
         "config": config,
         "intervals": intervals,
+        "timing_noise": timing_noise,
         "results": rows,
     }
 

@@ -3,10 +3,12 @@
 Prompts are decoded in groups of `batch_size`, in suite order (the last group may be smaller);
 every contender decodes the same groups. For every group the baseline and each strategy run back
 to back (interleaved), with the same per-prompt seeds (common random numbers), so slow drift of a
-shared machine hits all of them alike and the speedup is a ratio measured in one process. Each
-finished group x contender is appended to `records.jsonl` at once; `results.json` is aggregated
-from that file and written atomically at the end, or for what finished when a stop signal
-(Ctrl-C, SIGTERM, SIGHUP) ends the run early.
+shared machine hits all of them alike and the speedup is a ratio measured in one process. A group
+is decoded `--rounds` times under every contender, in an order that cancels drift, and merged per
+prompt (median timings, identical tokens required: rounds.py). A group's records are appended to
+`records.jsonl` as soon as its rounds are done; `results.json` is aggregated from that file and
+written atomically at the end, or for what finished when a stop signal (Ctrl-C, SIGTERM, SIGHUP)
+ends the run early.
 
 A group that raises is retried prompt by prompt to find the prompts that fail on their own: they
 are recorded as failed with their own error, and the others are decoded again as one smaller
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from specbench_cli.choices import NOISE_STREAM
@@ -109,11 +112,28 @@ def load_models(cfg: RunConfig, target_src: Any, draft_src: Any,
     return Models(target, draft, vocab, backend)
 
 
-def run_environment(models: Models) -> dict[str, Any]:
-    """The machine and libraries of a run, and the verify backend it resolved to."""
-    from specbench_cli.environment import environment
+def run_environment(models: Models, progress: ProgressReport | None = None) -> dict[str, Any]:
+    """The machine and libraries of a run, the verify backend it resolved to, the threads it
+    pinned and the machine's state now (`machine_start`), with a warning when it is busy."""
+    from specbench_cli.environment import busy_warning, environment, machine_state, pin_threads
 
-    return {**environment(models.target.device), "verify_backend": models.backend}
+    pinned = pin_threads()
+    state = machine_state(models.target.device)
+    if progress is not None and (warning := busy_warning(state, "start")):
+        progress.note(warning)
+    return {**environment(models.target.device), **pinned, "verify_backend": models.backend,
+            "machine_start": state}  # fmt: skip
+
+
+def finish_environment(env: dict[str, Any], models: Models,
+                       progress: ProgressReport) -> dict[str, Any]:  # fmt: skip
+    """`env` with the machine's state at the end of the run (`machine_end`), warning if busy."""
+    from specbench_cli.environment import busy_warning, machine_state
+
+    state = machine_state(models.target.device)
+    if warning := busy_warning(state, "end"):
+        progress.note(warning)
+    return {**env, "machine_end": state}
 
 
 def _execute(cfg: RunConfig, suites: list[Any], models: Models, folder: RunFolder,
@@ -121,7 +141,7 @@ def _execute(cfg: RunConfig, suites: list[Any], models: Models, folder: RunFolde
     from specbench_cli.contenders import build_contenders
 
     contenders = build_contenders(cfg, models.target, models.draft, models.vocab, models.backend)
-    env = run_environment(models)
+    env = run_environment(models, progress)
     progress.stage(f"warm-up ({cfg.warmup} untimed generation(s) per contender)")
     warm_up(contenders, suites, models.target.tokenizer, cfg)
     stop: Interrupted | None = None
@@ -131,6 +151,7 @@ def _execute(cfg: RunConfig, suites: list[Any], models: Models, folder: RunFolde
         stop = exc
     with stop_signals_ignored():  # a second signal must not lose the results of the first
         progress.stage("aggregating results")
+        env = finish_environment(env, models, progress)
         data = run_results(cfg, suites, contenders, folder.records(), env, stop)
         folder.write_results(data)
     return RunOutcome(folder.path, data, stop)
@@ -141,7 +162,7 @@ def run_results(cfg: RunConfig, suites: list[Any], contenders: list[Any], record
     """The results document of a run: rows aggregated from `records`, with their settings."""
     from specbench_cli.bootstrap import method_info
     from specbench_cli.contenders import strategy_info
-    from specbench_cli.metrics import aggregate
+    from specbench_cli.metrics import aggregate, timing_noise
 
     backend = env["verify_backend"]
     rows = aggregate(records, strategy_info(contenders), cfg.k)
@@ -149,7 +170,8 @@ def run_results(cfg: RunConfig, suites: list[Any], contenders: list[Any], record
                 for s in suites}  # fmt: skip
     rows = [{**row, **settings.get(row["suite"], {})} for row in rows]  # type: ignore[misc]
     config = {**cfg.to_dict(), "noise_mode": NOISE_STREAM}  # compare refuses other streams
-    return make_results(config, env, rows, method_info(), stop.name if stop else None)
+    return make_results(config, env, rows, method_info(), stop.name if stop else None,
+                        timing_noise(records))
 
 
 def row_settings(cfg: RunConfig, max_new: int, backend: str) -> dict[str, Any]:
@@ -188,36 +210,63 @@ def prompt_groups(suite: Any, batch_size: int) -> list[Any]:
 def decode_all(contenders: list[Any], suites: list[Any], tokenizer: Any, cfg: RunConfig,
                folder: RunFolder, progress: ProgressReport,
                only: Collection[tuple[str, int]] | None = None) -> None:  # fmt: skip
-    """Every group of prompts under every contender, back to back, records appended as each
-    group finishes; with `only`, just those (suite name, group index) groups."""
+    """Every group of prompts under every contender, `cfg.rounds` times in balanced order
+    (rounds.py), records appended as each group finishes all its rounds; with `only`, just those
+    (suite name, group index) groups. Progress counts prompts decoded, every round included."""
     from specbench_cli.quality import score_record
+    from specbench_cli.rounds import run_rounds
 
     chosen = [(suite, [(index, group) for index, group in
                        enumerate(prompt_groups(suite, cfg.batch_size))
                        if only is None or (suite.name, index) in only])
               for suite in suites]  # fmt: skip
-    total = sum(len(g) for _, groups in chosen for _, g in groups) * len(contenders)
-    done = tokens = 0
-    seconds = 0.0
+    tally = Tally(progress, sum(len(g) for _, groups in chosen for _, g in groups)
+                  * len(contenders) * cfg.rounds)  # fmt: skip
     n = cfg.batch_size
     for suite, groups in chosen:
         max_new = cfg.token_budget(suite.max_new_tokens)
         for index, group in groups:
-            for c in contenders:
-                rate = f"{tokens / seconds:.1f} tok/s" if seconds else ""
-                where = f"prompt {index * n + 1}" + (f"-{index * n + len(group)}"
-                                                     if len(group) > 1 else "")  # fmt: skip
-                progress.advance(done, total, f"{suite.name} {where}/{len(suite.prompts)} "
-                                 f"{c.label}", rate)  # fmt: skip
-                records = decode_group(c, suite, group, tokenizer, cfg, max_new, index)
+            where = f"{suite.name} prompt {index * n + 1}" + (
+                f"-{index * n + len(group)}" if len(group) > 1 else "") + f"/{len(suite.prompts)}"
+            decode = partial(_decode_round, suite=suite, group=group, index=index,
+                             tokenizer=tokenizer, cfg=cfg, max_new=max_new, tally=tally,
+                             where=where)  # fmt: skip
+            for records in run_rounds(contenders, cfg.rounds, decode):
                 for record, prompt in zip(records, group, strict=True):
                     if record["status"] == "ok":
                         score_record(record, suite.scorer, prompt)
-                        tokens += record["new_tokens"]
-                        seconds += record.get("batch_share_s", record["wall_s"])
+                        tally.tokens += record["new_tokens"]
+                        tally.seconds += record.get("batch_share_s", record["wall_s"])
+                    elif record["error"].startswith("NondeterministicRounds"):
+                        progress.note(f"warning: {record['error']}")
                     folder.append(record)
-                done += len(group)
-    progress.advance(done, total, "done", f"{tokens / seconds:.1f} tok/s" if seconds else "")
+    tally.show("done")
+
+
+@dataclass
+class Tally:
+    """decode_all's progress: prompt decodes done (each round counts) of `total`, and the
+    tokens and seconds of the finished records for the rate."""
+
+    progress: ProgressReport
+    total: int
+    done: int = 0
+    tokens: int = 0
+    seconds: float = 0.0
+
+    def show(self, current: str) -> None:
+        rate = f"{self.tokens / self.seconds:.1f} tok/s" if self.seconds else ""
+        self.progress.advance(self.done, self.total, current, rate)
+
+
+def _decode_round(c: Any, r: int, *, suite: Any, group: list[Any], index: int, tokenizer: Any,
+                  cfg: RunConfig, max_new: int, tally: Tally,
+                  where: str) -> list[Any]:  # fmt: skip
+    """Round `r` of one group under one contender, shown on the progress line."""
+    tally.show(f"{where} {c.label}" + (f" round {r + 1}/{cfg.rounds}" if cfg.rounds > 1 else ""))
+    records = decode_group(c, suite, group, tokenizer, cfg, max_new, index)
+    tally.done += len(group)
+    return records
 
 
 def decode_group(c: Any, suite: Any, group: list[Any], tokenizer: Any, cfg: RunConfig,

@@ -28,6 +28,7 @@ from specbench_cli.run_folder import RunFolder, RunOutcome
 from specbench_cli.runner import (
     Models,
     decode_all,
+    finish_environment,
     load_models,
     preflight,
     row_settings,
@@ -124,18 +125,20 @@ def execute_sweep(sweep: Sweep, resume: Path | None = None,
     with open_folder(sweep, resume) as folder:
         plans = plan(sweep, suites, folder.records())
         models = load_models(sweep.base, target_src, draft_src, progress)
-        total = sum(p.prompts * p.contender_count for p in plans)
+        env = run_environment(models, progress)
+        total = sum(p.prompts * p.contender_count * p.config.rounds for p in plans)
         finished = 0
         stop: Interrupted | None = None
         try:
             for p in plans:
                 run_point(p, models, folder, PointProgress(progress, finished, total, p.point))
-                finished += p.prompts * p.contender_count
+                finished += p.prompts * p.contender_count * p.config.rounds
         except Interrupted as exc:
             stop = exc
         with stop_signals_ignored():  # a second signal must not lose the results of the first
             progress.advance(finished, total, "done" if stop is None else "stopped")
-            data = sweep_results(sweep, suites, folder.records(), models, stop)
+            env = finish_environment(env, models, progress)
+            data = sweep_results(sweep, suites, folder.records(), models.backend, env, stop)
             folder.write_results(data)
         return RunOutcome(folder.path, data, stop)
 
@@ -172,15 +175,17 @@ class PointProgress:
                                   rate)  # fmt: skip
 
 
-def sweep_results(sweep: Sweep, suites: list[Any], records: list[PromptRecord], models: Models,
-                  stop: Interrupted | None) -> ResultsFile:  # fmt: skip
+def sweep_results(sweep: Sweep, suites: list[Any], records: list[PromptRecord], backend: str,
+                  env: dict[str, Any], stop: Interrupted | None) -> ResultsFile:  # fmt: skip
     """Rows per point (each aggregated like a run), stamped with the point's values."""
     from specbench_cli.bootstrap import method_info
+    from specbench_cli.metrics import timing_noise
 
-    rows = sweep_rows(sweep, records, suites, models.backend)
+    rows = sweep_rows(sweep, records, suites, backend)
     config = {**sweep.to_dict(), "noise_mode": NOISE_STREAM}  # as a run records it
-    data = make_results(config, run_environment(models), rows, method_info(),
-                        stop.name if stop else None)  # fmt: skip
+    noise = timing_noise(latest_records(records))
+    data = make_results(config, env, rows, method_info(),
+                        stop.name if stop else None, noise)  # fmt: skip
     data["sweep"] = {"axes": {a: v for a, v in sweep.axes.items() if len(v) > 1},
                      "strategy_params": sorted(f"{n}.{k}" for n, k in sweep.swept_params()),
                      "points": sweep.points()}  # fmt: skip

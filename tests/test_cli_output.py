@@ -41,11 +41,14 @@ def test_logs_show_stages_and_progress_with_time_left(logged_run):
     assert "suite s: 3 prompts; not scored (the suite names no scorer)" in err
     for stage in ("loading target model", "verify backend", "warm-up"):
         assert stage in err
-    counts = re.findall(r"^\[\s*(\d+)%\] (\d+)/6, (.*) \| (.*)$", err, re.M)
-    assert [int(done) for _, done, _, _ in counts] == list(range(7))
+    # 3 prompts x 2 contenders x 3 rounds; the contender order rotates each round
+    counts = re.findall(r"^\[\s*(\d+)%\] (\d+)/18, (.*) \| (.*)$", err, re.M)
+    assert [int(done) for _, done, _, _ in counts] == list(range(19))
     assert all("elapsed" in detail for _, _, detail, _ in counts)
     assert any("tok/s" in detail and "left" in detail for _, _, detail, _ in counts[1:-1])
-    assert counts[1][3] == "s prompt 1/3 sps" and counts[-1][3] == "done"
+    assert [c[3] for c in counts[:6]] == [f"s prompt 1/3 {label} round {r}/3" for label, r in (
+        ("baseline", 1), ("sps", 1), ("sps", 2), ("baseline", 2), ("baseline", 3), ("sps", 3))]
+    assert counts[-1][3] == "done"
     assert "Loading weights" not in err and "Warning" not in err  # transformers stays quiet
 
 

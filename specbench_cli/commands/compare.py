@@ -29,8 +29,10 @@ COMPARE_EXAMPLES = """
 The first path is the baseline, each further path a candidate.
 Exit code: 0 pass, 1 a gated metric got worse than its threshold, 2 bad input.
 
-Wall-clock changes whose paired-bootstrap interval over prompts contains 0
-are shown as "within noise" and do not fail a gate; gate on speedup (a ratio
+Wall-clock changes whose paired-bootstrap interval over prompts contains 0,
+or no larger than the runs' own timing noise (the larger timing_noise of
+runs with --rounds > 1), are shown as "within noise" and do not fail a
+gate; gate on speedup (a ratio
 measured within each run) rather than tokens/s. Accepted tokens, acceptance,
 quality and divergence are deterministic under a fixed seed: gate them at 0%.
 
@@ -133,6 +135,8 @@ def _noise(change: MetricChange) -> str:
     """The bootstrap interval; "exact" for deterministic metrics; a dash when not assessed."""
     if change.noise is not None:
         return f"{change.noise.low_pct:+.1f}% .. {change.noise.high_pct:+.1f}%"
+    if change.noise_floor_pct is not None:
+        return f"±{change.noise_floor_pct:.1f}% floor"
     return "exact" if change.deterministic else "—"
 
 

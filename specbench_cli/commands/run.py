@@ -89,6 +89,9 @@ def run(
         help="Measure the divergence of lossy strategies, untimed (default: on).")] = None,
     warmup: Annotated[int | None, typer.Option(
         help="Untimed warm-up generations per contender before measuring (default 1).")] = None,
+    rounds: Annotated[int | None, typer.Option(
+        help="Times each prompt is decoded under every contender, the contender order rotated "
+             "each round; timings are the median over rounds (default 3).")] = None,
     output: Annotated[str | None, typer.Option(
         metavar="DIR",
         help="Run folder for results.json and records.jsonl (default runs/<timestamp>).")] = None,

@@ -17,9 +17,11 @@ Pure logic for `specbench compare`: reads results files and the records beside t
   NaN on one side of a row present in both files fails (exit 1), and so does every baseline
   row the candidate lacks. A metric missing on both sides does not apply to that row (the
   baseline row has no acceptance rate) and is not gated there.
-- Wall-clock metrics get a paired-bootstrap interval from the records (`noise.py`); a
-  change whose interval contains 0 is "within noise" and only warns. Other metrics are
-  deterministic under a fixed seed and compared exactly.
+- Wall-clock metrics get a paired-bootstrap interval from the records (`noise.py`), and runs
+  with repeated rounds state their own noise floor (`timing_noise`); a change whose interval
+  contains 0, or whose size is at most the larger of the two runs' noise floors, is "within
+  noise" and only warns. Other metrics are deterministic under a fixed seed and compared
+  exactly.
 - Runs with different SAMPLING_KEYS are bad input unless allow_config_diff (then a warning).
 """
 
@@ -67,7 +69,9 @@ class MetricChange:
     change_pct: float | None  # None when a value is missing, or the baseline is 0 and moved
     deterministic: bool  # compared exactly: reproduces under a fixed seed
     noise: NoiseInterval | None  # wall-clock metrics with paired per-prompt records only
-    within_noise: bool | None  # the noise interval contains 0; None when not assessed
+    within_noise: bool | None  # the interval contains 0 or the change is under the noise
+    # floor; None when not assessed
+    noise_floor_pct: float | None  # the larger timing_noise of the two runs, in percent
     threshold_pct: float | None  # the gate on this metric, if any
     beyond_threshold: bool  # worse than the gate allows
     failed: bool  # beyond the threshold and not within noise, or gated and missing: exit 1
@@ -186,12 +190,15 @@ def compare_metric(
     after: float | None,
     noise: NoiseInterval | None,
     threshold: float | None,
+    noise_floor_pct: float | None = None,
 ) -> MetricChange:
-    """Change, noise verdict and gate outcome of one metric of one row."""
+    """Change, noise verdict and gate outcome of one metric of one row; `noise_floor_pct`
+    applies to wall-clock metrics only."""
     higher = bool(higher_is_better(metric))
     known = before is not None and after is not None
     beyond = known and threshold is not None and _beyond_threshold(before, after, higher, threshold)
-    within_noise = None if noise is None else noise.low_pct <= 0.0 <= noise.high_pct
+    floor = noise_floor_pct if metric in WALL_CLOCK else None
+    within_noise = _within_noise(noise, _change_pct(before, after) if known else None, floor)
     improvement = (after - before if higher else before - after) if known else None
     if improvement is not None and improvement != improvement:  # inf - inf: the same value
         improvement = 0.0
@@ -206,11 +213,31 @@ def compare_metric(
         deterministic=metric.partition(".")[0] in DETERMINISTIC,
         noise=noise,
         within_noise=within_noise,
+        noise_floor_pct=floor,
         threshold_pct=threshold,
         beyond_threshold=beyond,
         failed=failed,
         status=_status(improvement, failed, within_noise),
     )
+
+
+def _within_noise(noise: NoiseInterval | None, change_pct: float | None,
+                  floor: float | None) -> bool | None:  # fmt: skip
+    """The interval contains 0, or the change is no larger than the noise floor; None when
+    neither is known."""
+    if noise is None and floor is None:
+        return None
+    in_interval = noise is not None and noise.low_pct <= 0.0 <= noise.high_pct
+    under_floor = floor is not None and change_pct is not None and abs(change_pct) <= floor
+    return in_interval or under_floor
+
+
+def noise_floor_pct(base: Run, cand: Run) -> float | None:
+    """The larger of the two runs' timing_noise (overall, in percent); None when neither ran
+    repeated rounds."""
+    floors = [(run.results.get("timing_noise") or {}).get("overall") for run in (base, cand)]
+    known = [100.0 * f for f in floors if isinstance(f, int | float) and math.isfinite(f)]
+    return max(known) if known else None
 
 
 def _compare_row(
@@ -224,8 +251,10 @@ def _compare_row(
     before = row_metrics(base.rows[key], f"{base.label}: {format_key(key)}")
     after = row_metrics(cand.rows[key], f"{cand.label}: {format_key(key)}")
     metrics = [*before, *(m for m in after if m not in before)]
+    floor = noise_floor_pct(base, cand)
     changes = [
-        compare_metric(m, before.get(m), after.get(m), records.interval(m, key), thresholds.get(m))
+        compare_metric(m, before.get(m), after.get(m), records.interval(m, key),
+                       thresholds.get(m), floor)  # fmt: skip
         for m in metrics
     ]
     return RowComparison(cand.label, *key, changes)
@@ -258,12 +287,19 @@ def _row_messages(
         elif change.failed:
             failures.append(f"{describe_change(row, change)} is worse than {gate}")
         elif change.beyond_threshold:
-            low, high = change.noise.low_pct, change.noise.high_pct  # type: ignore[union-attr]
-            warnings.append(
-                f"{describe_change(row, change)} is beyond {gate} but within "
-                f"noise (95% interval {low:+.1f}%..{high:+.1f}%), not failed"
-            )
+            warnings.append(f"{describe_change(row, change)} is beyond {gate} but within "
+                            f"noise ({_noise_evidence(change)}), not failed")  # fmt: skip
     return failures, warnings
+
+
+def _noise_evidence(change: MetricChange) -> str:
+    """Why a change is within noise: its interval, the runs' noise floor, or both."""
+    parts = []
+    if change.noise is not None:
+        parts.append(f"95% interval {change.noise.low_pct:+.1f}%..{change.noise.high_pct:+.1f}%")
+    if change.noise_floor_pct is not None:
+        parts.append(f"timing noise floor {change.noise_floor_pct:.1f}%")
+    return ", ".join(parts)
 
 
 def _differences(base: Run, cand: Run, section: str, keys: tuple[str, ...]) -> str:

@@ -21,6 +21,7 @@ request lives in the context's `RunMemory`, one per contender.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
@@ -54,6 +55,7 @@ class RunMemory:
 
     def __init__(self) -> None:
         self._items: dict[str, Any] = {}
+        self._holders: dict[int, Any] = {}  # drafters whose last output is not handed over yet
 
     def get(self, key: str, create: Callable[[], Any]) -> Any:
         if key not in self._items:
@@ -63,6 +65,27 @@ class RunMemory:
     def __deepcopy__(self, memo: dict[int, Any]) -> RunMemory:
         # a handle, not a value: per-row copies of a drafter (drafters/per_row.py) share it
         return self
+
+    def hold(self, holder: Any) -> None:
+        """`holder` (a drafter) hands its finished output over late, at its next `reset`;
+        `settle` asks it to do so now (its `settle()` method)."""
+        self._holders[id(holder)] = holder
+
+    def settle(self) -> None:
+        """Every holder hands its finished output over now, so the memory is complete."""
+        for holder in self._holders.values():
+            holder.settle()
+
+    def snapshot(self) -> dict[str, Any]:
+        """The settled state, to `restore` later (repeated rounds of the same prompts must all
+        start from the memory the first round saw)."""
+        self.settle()
+        return copy.deepcopy(self._items)
+
+    def restore(self, snapshot: dict[str, Any]) -> None:
+        """Back to `snapshot`: what was learned since (outputs of a repeated round) is dropped."""
+        self.settle()  # into the state being dropped, not into the restored one
+        self._items = copy.deepcopy(snapshot)
 
     def clear(self) -> None:
         """Forget everything (after the warm-up, whose outputs must not help measured prompts);

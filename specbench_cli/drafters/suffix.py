@@ -12,8 +12,9 @@ per-request one only with a strictly higher score. Drafts are deterministic (`pr
 
 The global tree is shared by every suffix drafter built from one `DraftContext` (one contender)
 through its `RunMemory`, and holds only *finished* outputs: a request's output is handed over
-when the drafter starts its next sequence and folded into the tree at that sequence's first
-proposal (timed as drafting). The one token the drafter never sees (the step's last emitted
+when the drafter starts its next sequence (or when the run settles the memory between repeated
+rounds, `RunMemory.settle`) and folded into the tree at the next sequence's first proposal
+(timed as drafting). The one token the drafter never sees (the step's last emitted
 token) is missing from it. Chain drafts only; the tree's best few branches can become a token
 tree once the engine verifies trees.
 """
@@ -86,6 +87,12 @@ class SuffixDrafter:
             depth = self.max_depth
             self._shared = self._memory.get(f"suffix:max_depth={depth}",
                                             lambda: FinishedOutputs(depth))  # fmt: skip
+            self._memory.hold(self)
+
+    def settle(self) -> None:
+        """Hand the finished sequence's output over now rather than at the next `reset`."""
+        self._hand_over()
+        self._local = None
 
     def _hand_over(self) -> None:
         """The sequence just finished: its output goes to the global tree it started with."""
