@@ -234,7 +234,7 @@ def forward_cost(m, prompt: list[int], k: int, reps: int = 9) -> None:
     print(f"\ntarget forward over a {len(prompt)}-token context, by drafted tokens d "
           f"(median of {reps}; ratio to d = 0)")
     print("  " + "  ".join(f"d={d}: {1000 * statistics.median(times[d]):.1f} ms "
-                           f"({statistics.median(times[d]) / plain:.2f})" for d in times))
+                           f"({statistics.median(times[d]) / plain:.2f})" for d in sorted(times)))
 
 
 def median_ratio(rounds, suite: str, a: str, b: str) -> float:
