@@ -20,8 +20,12 @@ output (must be 0).
 Goals: suffix >= 1.3x transformers' prompt lookup overall; suffix >= 1.5x specbench's baseline
 on summarization and on rag; greedy outputs identical to the baseline everywhere.
 
-Run: .venv/bin/python benchmarks/bench_drafters.py [--rounds 3] [--per-suite 3] [--k 4]
-     [--max-new-tokens 64] [--json results.json]
+Also prints the target's forward time by input width (1 pending token + d drafts), the cost a
+draft must earn back, and the benchmark's own run time. The defaults (3 rounds, 2 prompts per
+suite, 2 repeated prompts, 48 new tokens) take about 10 minutes on the 2-core machine.
+
+Run: .venv/bin/python benchmarks/bench_drafters.py [--rounds 3] [--per-suite 2] [--k 4]
+     [--max-new-tokens 48] [--json results.json]
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ from common import load_default_model, suite_prompts
 from specbench_cli.drafters import DraftContext, build_drafter
 from specbench_cli.drafters.draft_length import with_draft_length
 from specbench_cli.engine import Engine
+from specbench_cli.ragged_cache import RaggedCache
 from specbench_cli.sampling import SamplingConfig
 from specbench_cli.strategies import get_strategy
 
@@ -211,6 +216,27 @@ def replay_cost(outputs: list, k: int) -> None:
         print(f"  {spec:22s}" + "".join(f"{x:9.1f}" for x in us) + f"{tokens / steps:13.2f}")
 
 
+def forward_cost(m, prompt: list[int], k: int, reps: int = 9) -> None:
+    """The target's forward time by width (the pending token + d drafts, d = 0..k) on top of a
+    prompt's KV cache, widths interleaved, medians: what a drafted step costs over a plain one
+    (width 1 asks for the last logits only, as the engine's undrafted step does)."""
+    cache = RaggedCache(m.model, 1)
+    times: dict[int, list[float]] = defaultdict(list)
+    with torch.inference_mode():
+        cache.forward([prompt], right_align=True, last_only=True)
+        for rep in range(reps):
+            for d in range(k + 1) if rep % 2 else range(k, -1, -1):
+                start = time.perf_counter()
+                cache.forward([prompt[-1 - d :]], last_only=d == 0)
+                times[d].append(time.perf_counter() - start)
+                cache.truncate([len(prompt)])
+    plain = statistics.median(times[0])
+    print(f"\ntarget forward over a {len(prompt)}-token context, by drafted tokens d "
+          f"(median of {reps}; ratio to d = 0)")
+    print("  " + "  ".join(f"d={d}: {1000 * statistics.median(times[d]):.1f} ms "
+                           f"({statistics.median(times[d]) / plain:.2f})" for d in sorted(times)))
+
+
 def median_ratio(rounds, suite: str, a: str, b: str) -> float:
     def rate(t: Tally) -> float:
         return t.tokens / t.seconds
@@ -262,12 +288,13 @@ def report(rounds, mismatches: dict[str, int], args) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--per-suite", type=int, default=3, help="prompts per bundled suite")
-    ap.add_argument("--repeated", type=int, default=4, help="prompts in the repeated set")
+    ap.add_argument("--per-suite", type=int, default=2, help="prompts per bundled suite")
+    ap.add_argument("--repeated", type=int, default=2, help="prompts in the repeated set")
     ap.add_argument("--k", type=int, default=4, help="draft tokens per step (all drafters)")
-    ap.add_argument("--max-new-tokens", type=int, default=64)
+    ap.add_argument("--max-new-tokens", type=int, default=48)
     ap.add_argument("--json", help="also write the medians and verdicts to this file")
     args = ap.parse_args()
+    started = time.perf_counter()
     m, eos = load_default_model()
     prompts = suite_prompts(m, SUITES, args.per_suite)
     # round robin over the suites' prompts, then the same prompts again
@@ -287,6 +314,8 @@ def main() -> None:
             for c in CONTENDERS) + " tok/s", flush=True)
     summary = report(rounds, mismatches, args)
     replay_cost(outputs, args.k)
+    forward_cost(m, prompts[SUITES[0]][0], args.k)
+    print(f"\nbenchmark run time {time.perf_counter() - started:.0f} s")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({**summary, "rounds": [{s: {c: asdict(t) for c, t in r[s].items()}

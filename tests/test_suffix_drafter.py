@@ -65,11 +65,13 @@ def brute_follow(seqs, s, budget, min_prob, depth):
     return tokens, probs
 
 
-def brute_speculate(seqs, context, k, factor, offset, min_prob, depth):
+def brute_speculate(seqs, context, k, factor, offset, min_prob, min_match, depth):
     best, best_score = [], 0.0
     for m in range(1, min(len(context), depth) + 1):
         if not occurrences(seqs, context[-m:]):
             break
+        if m < min_match:
+            continue
         budget = min(k, int(m * factor + offset + 1e-9))
         tokens, probs = brute_follow(seqs, context[-m:], budget, min_prob, depth)
         if tokens and sum(probs) >= best_score:
@@ -130,7 +132,7 @@ def test_growing_sequence_equals_brute_force(depth):
             assert all(tree.count((n, 0)) == len(occurrences(seqs, grown[-tree.depth(n):]))
                        for n in tree.repeated_suffixes())
             args = (rng.randint(1, 6), rng.choice([0.5, 1.0, 2.0]), rng.choice([0.0, 1.0]),
-                    rng.choice([0.0, 0.1, 0.4]))
+                    rng.choice([0.0, 0.1, 0.4]), rng.randint(1, 3))
             got = tree.speculate([(n, 0) for n in tree.repeated_suffixes()], *args)
             assert (got.tokens, pytest.approx(got.score)) == brute_speculate(
                 seqs, grown, *args, depth)
@@ -150,9 +152,9 @@ def test_worked_example_counts_and_draft():
     draft = tree.follow((cat, 0), 4, 0.0)
     assert draft.tokens == [3, 4, 1, 5] and draft.probs == pytest.approx([2 / 3, 2 / 3, 2 / 3,
                                                                           1 / 3])
-    # the whole draft of a drafter: min(k, 1.0 * 2) tokens from the 2-token match
+    # the whole draft of a drafter: min(k, 2.0 * 2) tokens from the 2-token match
     d = SuffixDrafter(**{"global": False})
-    assert d.propose(WORKED, 4).tokens == [3, 4]
+    assert d.propose(WORKED, 4).tokens == [3, 4, 1, 5]
 
 
 def test_min_token_prob_cuts_the_path():
@@ -177,8 +179,19 @@ def test_min_token_prob_cuts_the_path():
 ])
 def test_draft_length_is_factor_times_match_plus_offset(factor, offset, k, expected):
     d = SuffixDrafter(**{"global": False, "max_spec_factor": factor, "max_spec_offset": offset,
-                         "min_token_prob": 0.0})
+                         "min_token_prob": 0.0, "min_match": 1})
     assert d.propose(WORKED, k).tokens == expected
+
+
+@pytest.mark.parametrize("context,min_match,expected", [
+    ([5, 6, 7, 5], 1, [6, 7]),  # the tail "5" occurred once: floor(2.0 * 1) = 2 tokens
+    ([5, 6, 7, 5], 2, []),  # ... but a 1-token match is too short by default
+    (WORKED, 2, [3, 4, 1, 5]),  # "the cat" (2 tokens) may draft 4
+    (WORKED, 3, []),  # "on the cat" occurs only as the tail: no match long enough
+])
+def test_matches_shorter_than_min_match_never_draft(context, min_match, expected):
+    d = SuffixDrafter(**{"global": False, "min_match": min_match})
+    assert d.propose(context, 4).tokens == expected
 
 
 def test_best_score_wins_and_depth_limits_drafts():
@@ -189,7 +202,7 @@ def test_best_score_wins_and_depth_limits_drafts():
     assert d.propose(ctx, 2).tokens == [9, 0]
     # max_depth 3 bounds match + draft: "5 1 2" leaves no room, "1 2" one token, "2" two
     d = SuffixDrafter(**{"global": False, "min_token_prob": 0.0, "max_spec_factor": 3.0,
-                         "max_depth": 3})
+                         "max_depth": 3, "min_match": 1})
     assert d.propose(ctx, 4).tokens == [7, 5]
 
 
@@ -232,12 +245,13 @@ def test_outputs_reach_the_tree_and_cleared_memory_forgets_them():
     d = build_drafter("suffix", DraftContext(GREEDY, 16, memory=memory))
     finish(d, [1, 2, 3], [4, 5, 6, 7])
     d.reset(0)
-    assert d.propose([9, 5], 4).tokens == [6]  # the output is in the global tree
-    assert d.propose([9, 5, 9, 2], 4).tokens == []  # the prompt is not
+    assert d.propose([9, 4, 5], 4).tokens == [6, 7]  # the output is in the global tree
+    d.reset(0)
+    assert d.propose([9, 1, 2], 4).tokens == []  # the prompt is not
     finish(d, [1, 2, 3], [4, 5, 6, 7])  # a warm-up, say
     memory.clear()
     d.reset(0)
-    assert d.propose([9, 5], 4).tokens == []
+    assert d.propose([9, 4, 5], 4).tokens == []
 
 
 @pytest.fixture(scope="module")

@@ -44,7 +44,8 @@ def run(
         metavar="SPEC",
         help="Drafter: 'model[:branches=1,depth=0,nodes=0]', "
              "'ngram[:max_ngram=3,min_ngram=2,branches=1]' or 'suffix[:max_depth=24,"
-             "max_spec_factor=1.0,max_spec_offset=0.0,min_token_prob=0.1,global=true]' "
+             "max_spec_factor=2.0,max_spec_offset=0.0,min_token_prob=0.1,min_match=2,"
+             "global=true]' "
              "(default: model if --draft is given, else ngram). branches > 1 drafts token trees "
              "for tree strategies (depth 0: --k; nodes 0: no budget); chain strategies in the "
              "same run use the chain.")] = None,

@@ -2,13 +2,19 @@
 
 Two depth-limited suffix trees with occurrence counts (`suffix_tree.py`): a per-request tree over
 the prompt and the tokens committed so far, and a global tree over the outputs of the requests
-this contender finished earlier in the run. At every step, for each match length m (the last m
-tokens of the context occur in a tree), follow the most frequent continuation below the match
-while its path probability (product of count ratios) stays >= `min_token_prob`, for at most
-min(k, floor(max_spec_factor * m + max_spec_offset)) tokens; the score of a draft is the sum of
-its path probabilities (the expected number of accepted tokens if the counts were the law).
-The best score over all m wins (ties: the longer match); the global tree's best replaces the
-per-request one only with a strictly higher score. Drafts are deterministic (`probs = None`).
+this contender finished earlier in the run. At every step, for each match length
+m >= `min_match` (the last m tokens of the context occur in a tree), follow the most frequent
+continuation below the match while its path probability (product of count ratios) stays
+>= `min_token_prob`, for at most min(k, floor(max_spec_factor * m + max_spec_offset)) tokens;
+the score of a draft is the sum of its path probabilities (the expected number of accepted
+tokens if the counts were the law). The best score over all m wins (ties: the longer match);
+the global tree drafts only when the per-request tree has no draft. Drafts are deterministic
+(`probs = None`).
+
+The defaults are set by the cost of verification on a CPU (docs/drafters.md, "Choosing the
+defaults"): any drafted step widens the target's forward pass by a near-constant cost, so the
+drafter proposes nothing after a 1-token match (expected acceptance below that cost) and, once
+it drafts, drafts long (2 tokens per matched token).
 
 The global tree is shared by every suffix drafter built from one `DraftContext` (one contender)
 through its `RunMemory`, and holds only *finished* outputs: a request's output is handed over
@@ -50,8 +56,8 @@ class FinishedOutputs:
 
 class SuffixDrafter:
     name = "suffix"
-    PARAMS: dict[str, Any] = {"max_depth": 24, "max_spec_factor": 1.0, "max_spec_offset": 0.0,
-                              "min_token_prob": 0.1, "global": True}  # fmt: skip
+    PARAMS: dict[str, Any] = {"max_depth": 24, "max_spec_factor": 2.0, "max_spec_offset": 0.0,
+                              "min_token_prob": 0.1, "min_match": 2, "global": True}  # fmt: skip
     NEEDS_MODEL = False
 
     @classmethod
@@ -61,6 +67,9 @@ class SuffixDrafter:
         if params["max_spec_factor"] < 0:
             raise ValueError("drafter 'suffix' needs max_spec_factor >= 0 "
                              f"(got {params['max_spec_factor']})")  # fmt: skip
+        if not 1 <= params["min_match"] < params["max_depth"]:
+            raise ValueError("drafter 'suffix' needs 1 <= min_match < max_depth "
+                             f"(got {params['min_match']})")  # fmt: skip
         if not 0 <= params["min_token_prob"] <= 1:
             raise ValueError("drafter 'suffix' needs 0 <= min_token_prob <= 1 "
                              f"(got {params['min_token_prob']})")  # fmt: skip
@@ -129,13 +138,11 @@ class SuffixDrafter:
         if k <= 0:
             return Draft([], None)
         p = self.params
-        args = (k, p["max_spec_factor"], p["max_spec_offset"], p["min_token_prob"])
+        args = (k, p["max_spec_factor"], p["max_spec_offset"], p["min_token_prob"], p["min_match"])
         local = self._local
         best = local.speculate([(n, 0) for n in local.repeated_suffixes()], *args)
-        if self._shared is not None:
-            other = self._shared.tree.speculate(self._matches, *args)
-            if other.score > best.score:
-                best = other
+        if self._shared is not None and not best.tokens:  # this request's own text first
+            best = self._shared.tree.speculate(self._matches, *args)
         self._last_draft = best.tokens
         return Draft(list(best.tokens), None)
 

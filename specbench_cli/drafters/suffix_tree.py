@@ -211,13 +211,15 @@ class SuffixTree:
         return draft
 
     def speculate(self, locations: list[Location], max_tokens: int, factor: float, offset: float,
-                  min_prob: float) -> Candidate:  # fmt: skip
+                  min_prob: float, min_match: int = 1) -> Candidate:  # fmt: skip
         """The best greedy path over match lengths: `locations[m - 1]` is where the context's
-        last m tokens sit in the tree; a match of length m may draft up to
+        last m tokens sit in the tree; a match of length m >= min_match may draft up to
         min(max_tokens, floor(factor * m + offset)) tokens. Highest score wins, ties go to the
         longer match."""
         best = Candidate()
         for match_len, loc in enumerate(locations, start=1):
+            if match_len < min_match:
+                continue
             budget = min(max_tokens, math.floor(match_len * factor + offset + 1e-9))
             if budget <= 0:
                 continue
