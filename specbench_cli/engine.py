@@ -112,6 +112,7 @@ class Engine:
         self.eos_ids = frozenset(eos_ids)
         self.observer = observer
         self.sync = device_sync(self.device)
+        self._zero_counters: dict[int, torch.Tensor] = {}  # noise counters by batch size
 
     def generate(
         self, prompt_ids: list[int], max_new_tokens: int, seed: int
@@ -282,13 +283,29 @@ class Engine:
                                  torch.Tensor | None]:  # fmt: skip
         """(draft tokens `[B, k]` padded with 0, draft laws or None, each row's noise,
         `num_drafts` or None when every row drafted k) of one verification call."""
-        k = logits.shape[1] - 1
+        B, k = logits.shape[0], logits.shape[1] - 1
         n = [len(d) for d in drafts]
-        x = torch.tensor([d + [0] * (k - len(d)) for d in drafts], device=logits.device)
+        ragged = min(n) < k
+        # one tensor for the ids and the counts: right after a forward pass every torch call
+        # runs with cold caches and costs tens of microseconds
+        ints = [t for d in drafts for t in d] if not ragged else \
+            [t for d in drafts for t in d + [0] * (k - len(d))] + n  # fmt: skip
+        flat = torch.tensor(ints, device=logits.device)
+        x = flat[: B * k].view(B, k) if ragged else flat.view(B, k)
         p = None if self.sampling.greedy else _draft_law(draft_probs, drafts, k, logits)
-        noise = _row_noise(generators, logits.device) if self.strategy.uses_noise else None
-        num_drafts = torch.tensor(n, device=logits.device) if min(n) < k else None
-        return x, p, noise, num_drafts
+        noise = self._row_noise(generators, logits.device) if self.strategy.uses_noise else None
+        return x, p, noise, flat[B * k :] if ragged else None
+
+    def _row_noise(self, generators: list[torch.Generator], device: torch.device) -> Noise:
+        """Each row's verification noise from its own generator exactly as a batch of one draws
+        it (one Philox key per step, counter 0), so which rows share a batch never changes a
+        row's numbers."""
+        draws = [torch.randint(SEED_HIGH, (1,), generator=g, device=device) for g in generators]
+        seeds = draws[0] if len(draws) == 1 else torch.cat(draws)
+        counters = self._zero_counters.get(len(draws))
+        if counters is None or counters.device != device:  # read-only: shared by every step
+            counters = self._zero_counters[len(draws)] = torch.zeros_like(seeds)
+        return Noise(seeds, counters)
 
     def _target_probs(self, logits: torch.Tensor) -> torch.Tensor:
         """The target laws `[B, W, V]` of a verified step, for the observer."""
@@ -296,10 +313,15 @@ class Engine:
 
 
 def emitted_by_row(result: Any) -> tuple[list[int], list[int]]:
-    """(accepted drafts, emitted token) of each row of a `VerifyResult`."""
-    accepted = result.num_accepted.tolist()
-    tokens = result.tokens.tolist()
-    return accepted, [row[a] for row, a in zip(tokens, accepted, strict=True)]
+    """(accepted drafts, emitted token) of each row of a `VerifyResult`: a row holds its
+    accepted drafts, then its emitted token, then -1 padding, so one read of the tokens gives
+    both (a second `.tolist()` costs as much as the first after a forward pass)."""
+    accepted, emitted = [], []
+    for row in result.tokens.tolist():
+        a = len(row) - row.count(-1) - 1
+        accepted.append(a)
+        emitted.append(row[a])
+    return accepted, emitted
 
 
 def _draft_law(probs: list[torch.Tensor | None], drafts: list[list[int]], k: int,
@@ -315,12 +337,3 @@ def _draft_law(probs: list[torch.Tensor | None], drafts: list[list[int]], k: int
         else:
             out[i, : len(d)] = p
     return out
-
-
-def _row_noise(generators: list[torch.Generator], device: torch.device) -> Noise:
-    """Each row's verification noise from its own generator exactly as a batch of one draws it
-    (one Philox key per step, counter 0), so which rows share a batch never changes a row's
-    numbers."""
-    seeds = torch.cat([torch.randint(SEED_HIGH, (1,), generator=g, device=device)
-                       for g in generators])  # fmt: skip
-    return Noise(seeds, torch.zeros_like(seeds))
