@@ -78,14 +78,17 @@ def machine_state(device: Any) -> dict[str, Any]:
             "cpu_mhz": cpu_mhz(), "gpu_clocks_mhz": gpu_clocks_mhz(device)}  # fmt: skip
 
 
-def busy_warning(state: dict[str, Any], when: str) -> str | None:
-    """A warning when the machine's 1-minute load is above BUSY_LOAD_PER_CORE x its cores."""
+def busy_warning(state: dict[str, Any], when: str, own_threads: int) -> str | None:
+    """A warning when the machine's 1-minute load, less the run's own `own_threads` (which the
+    load average counts too: a run alone on its cores ends at a load of about its threads), is
+    above BUSY_LOAD_PER_CORE x its cores."""
     load, cores = state.get("load_average"), os.cpu_count() or 1
-    if not load or load[0] <= BUSY_LOAD_PER_CORE * cores:
+    if not load or load[0] - own_threads <= BUSY_LOAD_PER_CORE * cores:
         return None
     return (f"warning: the machine is busy at the {when} of the run (load average {load[0]:.2f}, "
-            f"above {BUSY_LOAD_PER_CORE:g} x its {cores} cores): timings are noisier; "
-            "timing_noise in the results says by how much")  # fmt: skip
+            f"more than {BUSY_LOAD_PER_CORE:g} x its {cores} cores beyond the run's own "
+            f"{own_threads} thread(s)): timings are noisier; timing_noise in the results says "
+            "by how much")  # fmt: skip
 
 
 def cpu_mhz() -> list[float] | None:

@@ -119,7 +119,8 @@ def run_environment(models: Models, progress: ProgressReport | None = None) -> d
 
     pinned = pin_threads()
     state = machine_state(models.target.device)
-    if progress is not None and (warning := busy_warning(state, "start")):
+    warning = busy_warning(state, "start", pinned["cpu_threads"])
+    if progress is not None and warning:
         progress.note(warning)
     return {**environment(models.target.device), **pinned, "verify_backend": models.backend,
             "machine_start": state}  # fmt: skip
@@ -131,7 +132,7 @@ def finish_environment(env: dict[str, Any], models: Models,
     from specbench_cli.environment import busy_warning, machine_state
 
     state = machine_state(models.target.device)
-    if warning := busy_warning(state, "end"):
+    if warning := busy_warning(state, "end", env["cpu_threads"]):
         progress.note(warning)
     return {**env, "machine_end": state}
 

@@ -9,6 +9,7 @@ Run: .venv/bin/python -m pytest tests/test_rounds.py -q
 from __future__ import annotations
 
 import json
+import os
 import statistics
 from pathlib import Path
 from types import SimpleNamespace
@@ -248,9 +249,13 @@ def test_environment_pins_threads_and_reads_the_machine():
     state = machine_state(torch.device("cpu"))
     assert len(state["load_average"]) == 3 and state["gpu_clocks_mhz"] is None
     assert state["cpu_mhz"] is None or all(mhz > 0 for mhz in state["cpu_mhz"])
-    busy = busy_warning({"load_average": [1000.0, 0.0, 0.0]}, "start")
+    busy = busy_warning({"load_average": [1000.0, 0.0, 0.0]}, "start", 2)
     assert busy is not None and "load average 1000.00" in busy and "start" in busy
-    assert busy_warning({"load_average": [0.0, 0.0, 0.0]}, "end") is None
+    assert busy_warning({"load_average": [0.0, 0.0, 0.0]}, "end", 2) is None
+    # a run alone on its cores ends at a load of about its own threads: not busy
+    cores = os.cpu_count() or 1
+    assert busy_warning({"load_average": [float(cores), 0.0, 0.0]}, "end", cores) is None
+    assert busy_warning({"load_average": [2.0 * cores, 0.0, 0.0]}, "end", cores) is not None
 
 
 @pytest.mark.parametrize("value", ["0", "-1", "x"])
