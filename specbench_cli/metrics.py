@@ -202,13 +202,14 @@ def _median_spread(records: list[PromptRecord]) -> float | None:
 def timing_noise(records: list[PromptRecord]) -> dict[str, Any] | None:
     """The run's own timing noise: the median over prompts of each prompt's (max - min) / median
     of its round times, per contender and over all; None when no prompt ran more than once."""
-    by_strategy: dict[str, list[PromptRecord]] = defaultdict(list)
-    for r in _ok(records):
-        by_strategy[r["strategy"]].append(r)
-    overall = _median_spread(_ok(records))
+    ok = _ok(records)
+    overall = _median_spread(ok)
     if overall is None:
         return None
-    return {"overall": overall, "rounds": max(r.get("rounds", 1) for r in _ok(records)),
+    by_strategy: dict[str, list[PromptRecord]] = defaultdict(list)
+    for r in ok:
+        by_strategy[r["strategy"]].append(r)
+    return {"overall": overall, "rounds": max(r.get("rounds", 1) for r in ok),
             "by_strategy": {s: _median_spread(rs) for s, rs in sorted(by_strategy.items())}}
 
 

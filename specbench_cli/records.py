@@ -21,7 +21,7 @@ from specbench_cli.contenders import Contender
 from specbench_cli.engine import StepRecord
 from specbench_cli.memory import PeakMemory
 from specbench_cli.prompts import Message, encode, prompt_seed
-from specbench_cli.results import PromptRecord
+from specbench_cli.results import PromptRecord, record_error
 from specbench_cli.suite_records import Prompt
 
 
@@ -103,7 +103,6 @@ def run_group(c: Contender, suite: str, prompts: list[Prompt], tokenizer: Any, c
 
 def failed_record(c: Contender, suite: str, prompt: Prompt, exc: BaseException,
                   batch_size: int = 1) -> PromptRecord:  # fmt: skip
-    message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     return {"suite": suite, "prompt_id": prompt.id, "category": prompt.category or suite,
             "strategy": c.label, "drafter": c.drafter, "status": "failed",
-            "batch_size": batch_size, "error": f"{type(exc).__name__}: {message}"[:500]}
+            "batch_size": batch_size, "error": record_error(exc)}

@@ -145,6 +145,12 @@ class ResultsFile(TypedDict):
     timing_noise: NotRequired[dict[str, Any] | None]
 
 
+def record_error(exc: BaseException) -> str:
+    """A failed record's `error`: the exception's type and the first line of its message."""
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}"[:500]
+
+
 def throughput_wall_s(record: PromptRecord) -> float:
     """The record's share of its batches' wall time (its own wall time at batch 1 and in
     records written before batches existed)."""

@@ -28,7 +28,7 @@ import statistics
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from specbench_cli.results import PromptRecord
+from specbench_cli.results import PromptRecord, record_error
 
 # measured per round, merged by the median; `round_<name>` keeps every round's value
 TIMED = ("wall_s", "batch_share_s", "ttft_s", "prefill_s", "draft_s", "verify_s")
@@ -121,7 +121,7 @@ def _difference(first: PromptRecord, other: PromptRecord) -> str | None:
 def _failed(record: PromptRecord, exc: BaseException) -> PromptRecord:
     return {key: record[key] for key in ("suite", "prompt_id", "category", "strategy",  # type: ignore[misc]
                                          "drafter", "batch_size") if key in record} | {
-        "status": "failed", "error": f"{type(exc).__name__}: {exc}"[:500]}
+        "status": "failed", "error": record_error(exc)}
 
 
 def timing_spread(record: PromptRecord) -> float | None:

@@ -32,6 +32,7 @@ from specbench_cli.results import (
     ResultsFile,
     read_records,
     write_json_atomic,
+    write_text_atomic,
 )
 
 LOCK_NAME = ".specbench.lock"
@@ -102,7 +103,7 @@ class RunFolder:
 
     def write_config(self, text: str) -> None:
         """The run's settings (`run.yaml`), so `--resume` continues with exactly these."""
-        (self.path / RUN_CONFIG_NAME).write_text(text)
+        write_text_atomic(self.path / RUN_CONFIG_NAME, text)
 
     def records(self) -> list[PromptRecord]:
         return read_records(self.path)

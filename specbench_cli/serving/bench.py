@@ -21,7 +21,7 @@ from specbench_cli.config import RunConfig
 from specbench_cli.interrupts import Interrupted, stop_signals_ignored
 from specbench_cli.progress import ProgressReport
 from specbench_cli.prompts import Message, prompt_seed
-from specbench_cli.results import BASELINE, PromptRecord, make_results
+from specbench_cli.results import BASELINE, PromptRecord, make_results, record_error
 from specbench_cli.run_folder import RunFolder, RunOutcome
 from specbench_cli.serving.chat import chat
 from specbench_cli.serving.preflight import (
@@ -166,9 +166,7 @@ class Round:
         try:
             await self._turns(prompt, record)
         except Exception as exc:  # noqa: BLE001 - one prompt's failure must not end the run
-            message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-            return {**self._record(prompt), "status": "failed",
-                    "error": f"{type(exc).__name__}: {message}"[:500]}  # fmt: skip
+            return {**self._record(prompt), "status": "failed", "error": record_error(exc)}
         return record
 
     async def _turns(self, prompt: Prompt, record: PromptRecord) -> None:
