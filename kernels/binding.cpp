@@ -1,4 +1,5 @@
-// The only translation unit that includes torch: op schemas, shape/dtype checks, dispatch.
+// The op bindings (torch.ops; binding_rows.cpp is the other torch-aware file): op schemas,
+// shape/dtype checks, dispatch.
 //
 //   torch.ops.specbench.verify_cpu(...)  -> the C++ twin in verify_cpu.cpp (linked in), in
 //       probability or logits mode

@@ -16,11 +16,13 @@ from specbench_cli import kernels
 from specbench_cli.choices import BACKENDS
 from specbench_cli.strategies.base import REFERENCE, Driver, VerifyResult
 from specbench_cli.strategies.inputs import LogitsStep, check_values
+from specbench_cli.strategies.rows import flat_drafts, verify_rows_via_tensors
 
 if TYPE_CHECKING:
     import torch
 
     from specbench_cli.noise import Noise
+    from specbench_cli.sampling import SamplingConfig
 
 
 def resolve_backend(backend: str, device: torch.device | str | None = None) -> str:
@@ -92,6 +94,21 @@ class CompiledDriver:
         _check_status(status, validate, reference_checks)
         return VerifyResult(tokens, accepted)
 
+    def rows(self, strategy: Any, target_logits: torch.Tensor, draft_probs: torch.Tensor | None,
+             drafts: list[list[int]], sampling: SamplingConfig, seeds: list[int],
+             counters: list[int]) -> tuple[list[int], list[int]]:  # fmt: skip
+        """The CPU twin takes the engine's lists itself (`kernels.verify_rows`); top-p (a sort)
+        and the other backends go through `verify_logits`."""
+        if sampling.top_p < 1.0 or self._where(strategy, target_logits.device) != "cpu":
+            return verify_rows_via_tensors(strategy, target_logits, draft_probs, drafts,
+                                           sampling, seeds, counters)  # fmt: skip
+        ids, counts = flat_drafts(drafts, target_logits.shape[1] - 1)
+        status, accepted, emitted = kernels.verify_rows(
+            strategy.kernel, _dense(target_logits), _dense(draft_probs), ids, counts, seeds,
+            counters, sampling.temperature, sampling.top_k)  # fmt: skip
+        _check_status(status, False, lambda: None)
+        return accepted, emitted
+
     def _where(self, strategy: Any, device: torch.device) -> str:
         if strategy.kernel is None:
             return "torch"
@@ -111,6 +128,15 @@ def _check_status(status: int, validate: bool, reference_checks: Callable[[], No
         if status == kernels.BAD_VALUES:
             return
     raise RuntimeError(f"specbench verify: {kernels.STATUS_TEXT[status]}")
+
+
+def _dense(t: torch.Tensor | None) -> torch.Tensor | None:
+    """`t` as contiguous float32 (a copy only when it is not: the engine's logits are)."""
+    import torch
+
+    if t is None or (t.dtype == torch.float32 and t.is_contiguous()):
+        return t
+    return t.float().contiguous()
 
 
 def driver(backend: str) -> Driver:

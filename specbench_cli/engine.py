@@ -9,8 +9,9 @@ accepted drafts plus one emitted token (correction or bonus), and cuts each row'
 L + a_r entries. A row without drafts takes an ordinary decoding step: with no drafter that is
 the baseline. A row that reaches EOS or its token budget leaves the batch in the same step.
 
-Randomness is per row: each row owns a generator seeded with its own seed, and draws from it
-exactly what a batch of one would draw, so a row's tokens never depend on its neighbours'.
+Randomness is per row: each row owns a generator seeded with its own seed, from which it draws
+exactly what a batch of one would draw, and its verification noise is a pure function of its seed
+and its length (`Noise(seed, counter)`), so a row's tokens never depend on its neighbours'.
 
 The engine knows models, a drafter and a strategy through their protocols and yields, per target
 forward pass, one `StepRecord` per row that took part; it never prints or aggregates. An
@@ -28,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import torch
 
 from specbench_cli.drafters import as_batch_drafter
-from specbench_cli.noise import SEED_HIGH, Noise
+from specbench_cli.noise import SEED_MASK
 from specbench_cli.ragged_cache import RaggedCache
 from specbench_cli.sampling import SamplingConfig, process_logits, sample, to_probs
 from specbench_cli.timing import device_sync
@@ -72,7 +73,8 @@ class _Row:
     index: int  # position in the batch the caller passed
     context: list[int]  # prompt + committed tokens; the last one is pending
     budget: int  # new tokens still allowed
-    generator: torch.Generator  # this row's verification and sampling randomness
+    seed: int  # this row's verification noise key (docs/randomness.md)
+    generator: torch.Generator  # this row's sampling randomness (plain steps)
 
 
 class Engine:
@@ -112,7 +114,6 @@ class Engine:
         self.eos_ids = frozenset(eos_ids)
         self.observer = observer
         self.sync = device_sync(self.device)
-        self._zero_counters: dict[int, torch.Tensor] = {}  # noise counters by batch size
 
     def generate(
         self, prompt_ids: list[int], max_new_tokens: int, seed: int
@@ -130,7 +131,8 @@ class Engine:
         a row leaves after the record holding its EOS or its last budgeted token."""
         if len(prompts) != len(seeds) or not prompts or not all(prompts):
             raise ValueError("generate_batch needs one seed per prompt and no empty prompt")
-        rows = [_Row(i, list(p), max_new_tokens, torch.Generator(self.device).manual_seed(s))
+        rows = [_Row(i, list(p), max_new_tokens, s & SEED_MASK,
+                     torch.Generator(self.device).manual_seed(s))
                 for i, (p, s) in enumerate(zip(prompts, seeds, strict=True))]  # fmt: skip
         if self.drafter is not None:
             self.drafter.start([s + 1 for s in seeds])
@@ -260,77 +262,36 @@ class Engine:
             sub = logits if len(drafted) == B else logits[drafted]
             a, e = self._verify(sub, [drafts[i] for i in drafted],
                                 [draft_probs[i] for i in drafted],
-                                [rows[i].generator for i in drafted])  # fmt: skip
+                                [rows[i] for i in drafted])  # fmt: skip
             for j, i in enumerate(drafted):
                 accepted[i], emitted[i] = a[j], e[j]
         return accepted, emitted
 
     def _verify(self, logits: torch.Tensor, drafts: list[list[int]],
-                draft_probs: list[torch.Tensor | None], generators: list[torch.Generator]
+                draft_probs: list[torch.Tensor | None], rows: list[_Row]
                 ) -> tuple[list[int], list[int]]:  # fmt: skip
         """The one verification call: every drafted row at once from the raw logits (the
-        strategy's backend applies the sampling settings itself where it can), ragged drafts
-        padded to the longest (`num_drafts` marks each row's own count)."""
-        x, p, noise, num_drafts = self.verify_inputs(logits, drafts, draft_probs, generators)
-        # our own model's logits and drafter's laws: value checks would cost more than the kernel
-        result = self.strategy.verify_logits(logits, p, x, self.sampling, noise=noise,
-                                             num_drafts=num_drafts, validate=False)  # fmt: skip
-        return emitted_by_row(result)
-
-    def verify_inputs(self, logits: torch.Tensor, drafts: list[list[int]],
-                      draft_probs: list[torch.Tensor | None], generators: list[torch.Generator]
-                      ) -> tuple[torch.Tensor, torch.Tensor | None, Noise | None,
-                                 torch.Tensor | None]:  # fmt: skip
-        """(draft tokens `[B, k]` padded with 0, draft laws or None, each row's noise,
-        `num_drafts` or None when every row drafted k) of one verification call."""
-        B, k = logits.shape[0], logits.shape[1] - 1
-        n = [len(d) for d in drafts]
-        ragged = min(n) < k
-        # one tensor for the ids and the counts: right after a forward pass every torch call
-        # runs with cold caches and costs tens of microseconds
-        ints = [t for d in drafts for t in d] if not ragged else \
-            [t for d in drafts for t in d + [0] * (k - len(d))] + n  # fmt: skip
-        flat = torch.tensor(ints, device=logits.device)
-        x = flat[: B * k].view(B, k) if ragged else flat.view(B, k)
-        p = None if self.sampling.greedy else _draft_law(draft_probs, drafts, k, logits)
-        noise = self._row_noise(generators, logits.device) if self.strategy.uses_noise else None
-        return x, p, noise, flat[B * k :] if ragged else None
-
-    def _row_noise(self, generators: list[torch.Generator], device: torch.device) -> Noise:
-        """Each row's verification noise from its own generator exactly as a batch of one draws
-        it (one Philox key per step, counter 0), so which rows share a batch never changes a
-        row's numbers."""
-        draws = [torch.randint(SEED_HIGH, (1,), generator=g, device=device) for g in generators]
-        seeds = draws[0] if len(draws) == 1 else torch.cat(draws)
-        counters = self._zero_counters.get(len(draws))
-        if counters is None or counters.device != device:  # read-only: shared by every step
-            counters = self._zero_counters[len(draws)] = torch.zeros_like(seeds)
-        return Noise(seeds, counters)
+        strategy's backend applies the sampling settings itself where it can). A row's noise is
+        `Noise(seed, counter)` with its own seed and its length (prompt plus committed tokens)
+        as the counter: a pure function of the row, new at every step since each step commits
+        a token, and no generator draw."""
+        p = None if self.sampling.greedy else _draft_law(draft_probs, drafts, logits)
+        return self.strategy.verify_rows(logits, p, drafts, self.sampling,
+                                         [r.seed for r in rows],
+                                         [len(r.context) for r in rows])  # fmt: skip
 
     def _target_probs(self, logits: torch.Tensor) -> torch.Tensor:
         """The target laws `[B, W, V]` of a verified step, for the observer."""
         return to_probs(process_logits(logits, self.sampling), self.sampling)
 
 
-def emitted_by_row(result: Any) -> tuple[list[int], list[int]]:
-    """(accepted drafts, emitted token) of each row of a `VerifyResult`: a row holds its
-    accepted drafts, then its emitted token, then -1 padding, so one read of the tokens gives
-    both (a second `.tolist()` costs as much as the first after a forward pass)."""
-    accepted, emitted = [], []
-    for row in result.tokens.tolist():
-        a = len(row) - row.count(-1) - 1
-        accepted.append(a)
-        emitted.append(row[a])
-    return accepted, emitted
-
-
-def _draft_law(probs: list[torch.Tensor | None], drafts: list[list[int]], k: int,
+def _draft_law(probs: list[torch.Tensor | None], drafts: list[list[int]],
                like: torch.Tensor) -> torch.Tensor | None:  # fmt: skip
     """`[B, k, V]`: each row's draft laws, one-hot where its drafter reported none, zero past
     its drafts (those positions are never tested); None when every row's drafts are one-hot."""
     if all(p is None for p in probs):
         return None
-    out = like.new_zeros(len(drafts), k, like.shape[-1], dtype=torch.float32)
+    out = like.new_zeros(len(drafts), like.shape[1] - 1, like.shape[-1], dtype=torch.float32)
     for i, (p, d) in enumerate(zip(probs, drafts, strict=True)):
         if p is None:
             out[i, torch.arange(len(d)), torch.tensor(d)] = 1.0

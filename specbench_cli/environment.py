@@ -20,6 +20,8 @@ def environment(device: Any) -> dict[str, Any]:
     import torch
     import transformers
 
+    from specbench_cli import cpu_matmul
+
     return {
         "specbench": __version__,
         "python": platform.python_version(),
@@ -30,6 +32,7 @@ def environment(device: Any) -> dict[str, Any]:
         "device": str(device),
         "cpu": cpu_name(),
         "cpu_threads": torch.get_num_threads(),
+        "cpu_matmul": "few-row W@x^T" if cpu_matmul.enabled() else "F.linear",
         "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
         "git_sha": git_sha(),
     }

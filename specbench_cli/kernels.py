@@ -8,9 +8,10 @@ runs and falls back to the PyTorch reference, which defines the semantics.
 
 Layers: `kernels/philox.h` (the noise) and `kernels/verify.h` (policy math shared by both
 backends) -> `verify_cpu.cpp` + `cpu_*.h` (C++ twin, OpenMP) and `verify_cuda.cu` +
-`cuda_common.cuh` (torch-free CUDA, extern "C") -> `binding.cpp` (the only torch-aware file:
-`torch.ops.specbench.verify_cpu` and `verify_cuda`) -> here. The CPU twin and the binding build
-with `torch.utils.cpp_extension.load` (g++, ~15 s once); the CUDA library is built by `nvcc`
+`cuda_common.cuh` (torch-free CUDA, extern "C") -> `binding.cpp` (the torch-aware ops:
+`torch.ops.specbench.verify_cpu` and `verify_cuda`) and `binding_rows.cpp` (the engine's list-in,
+list-out entry, `verify_rows`) -> here. The CPU twin and the bindings build with
+`torch.utils.cpp_extension.load` (g++, ~30 s once); the CUDA library is built by `nvcc`
 directly and loaded with ctypes only when CUDA is present; its launcher address and the current
 stream reach the binding as integers.
 Nothing happens at import. `SPECBENCH_KERNELS=off` disables the compiled backends; without a
@@ -41,7 +42,7 @@ BAD_DRAFT_TOKEN, BAD_NUM_DRAFTS, BAD_VALUES = 2, 3, 4
 STATUS_TEXT = {BAD_DRAFT_TOKEN: "a draft token id is outside [0, V)",
                BAD_NUM_DRAFTS: "num_drafts outside [0, k]",
                BAD_VALUES: "an input value failed the checks"}  # fmt: skip
-CPU_SOURCES = ("binding.cpp", "verify_cpu.cpp")
+CPU_SOURCES = ("binding.cpp", "binding_rows.cpp", "verify_cpu.cpp")
 CUDA_SOURCE = "verify_cuda.cu"
 CPU_CFLAGS = ["-O3", "-ffp-contract=off", "-fno-trapping-math", "-fopenmp"]
 # sm_80 and sm_90 always (CI compiles both); the device's own arch is added at build time.
@@ -115,9 +116,18 @@ def _sources_hash(names: tuple[str, ...]) -> str:
     return digest.hexdigest()[:12]
 
 
-@functools.cache
 def _cpu_ops() -> Any | None:
-    """Build (first use) and load the CPU twin + binding; None, after one warning, on failure."""
+    """`torch.ops.specbench` once the CPU extension is loaded, else None."""
+    import torch
+
+    return None if _cpu_extension() is None else torch.ops.specbench
+
+
+@functools.cache
+def _cpu_extension() -> Any | None:
+    """Build (first use) and load the CPU twin + bindings: the extension's Python module
+    (`verify_rows`), its ops registered in `torch.ops.specbench`; None, after one warning, on
+    failure."""
     if not kernels_enabled():
         return None
     import torch
@@ -132,22 +142,21 @@ def _cpu_ops() -> Any | None:
         build = cache_dir() / f"cpu-{_sources_hash(CPU_SOURCES)}"
         build.mkdir(parents=True, exist_ok=True)
         if not any(build.glob("*.so")):
-            _note("compiling the cpu verify kernel (first use, ~15 s)")
+            _note("compiling the cpu verify kernel (first use, ~30 s)")
         cflags = list(CPU_CFLAGS)
         if platform.machine() in ("x86_64", "AMD64"):
             cflags.append("-march=x86-64-v2")  # portable across CI and dev machines
-        cpp_extension.load(
+        module = cpp_extension.load(
             name="specbench_verify",
             sources=[str(source_dir() / s) for s in CPU_SOURCES],
             extra_cflags=cflags,
             extra_ldflags=["-fopenmp"],  # resolves to torch's own libgomp.so.1 at run time
             build_directory=str(build),
-            is_python_module=False,
+            is_python_module=True,
             verbose=bool(os.environ.get("SPECBENCH_DEBUG")),
         )
-        ops = torch.ops.specbench
-        ops.verify_cpu.default  # noqa: B018 - fail here if the library did not register
-        return ops
+        torch.ops.specbench.verify_cpu.default  # noqa: B018 - fail here if the ops did not register
+        return module
     except Exception as exc:  # compiler errors, missing headers, a broken cache
         reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
         _warn(f"could not build the cpu verify kernel ({reason[:160]}); using the reference")
@@ -292,6 +301,26 @@ def launch(
         flags.zero_()
         status = status or BAD_VALUES
     return tokens, accepted, status
+
+
+def verify_rows(
+    desc: KernelDesc,
+    target_logits: torch.Tensor,  # [B, k+1, V] float32 raw logits, contiguous, on the CPU
+    draft_probs: torch.Tensor | None,  # [B, k, V] float32, None = one-hot drafts
+    draft_tokens: list[int],  # B*k ids, row-major, padded past each row's count
+    num_drafts: list[int],  # B counts, or [] when every row drafted k
+    seeds: list[int],  # B Philox keys (ignored by rules without noise)
+    counters: list[int],  # B step counters
+    temperature: float,
+    top_k: int,
+) -> tuple[int, list[int], list[int]]:
+    """`(status, accepted [B], emitted [B])` of one logits-mode step on the CPU twin, lists in
+    and out (`kernels/binding_rows.cpp`: the engine's entry, which skips the torch ops whose
+    cold start after a forward pass costs more than the kernel). A nonzero status reports bad
+    ids or counts (`STATUS_TEXT`); the lists are then meaningless."""
+    return _cpu_extension().verify_rows(
+        target_logits, draft_probs, draft_tokens, num_drafts, seeds, counters, desc.policy,
+        *desc.binding_args(), temperature, top_k)  # fmt: skip
 
 
 def _dense(t: torch.Tensor | None) -> torch.Tensor | None:

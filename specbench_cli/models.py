@@ -195,6 +195,8 @@ def load_model(
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from specbench_cli.cpu_matmul import use_few_row_matmul
+
     folder = source.location
     if source.kind == "gguf":
         folder = str(convert_gguf(Path(source.location)))
@@ -210,6 +212,7 @@ def load_model(
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelLoadError(f"cannot load model {source.label}: {first}") from None
     model.eval()
+    use_few_row_matmul(model)  # a speculative step's few rows at the one-row price on the CPU
     device = model.get_input_embeddings().weight.device
     vocab = model.get_output_embeddings().weight.shape[0]
     return LoadedModel(model, tokenizer, source, device, vocab)

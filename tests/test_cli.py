@@ -105,7 +105,7 @@ def test_run_writes_results_and_records(tmp_path, tiny_target, tiny_draft, suite
     data = json.loads((out / "results.json").read_text())
     assert data["schema_version"] == 1 and data["status"] == "complete"
     assert data["config"]["drafter"] == "model" and data["config"]["k"] == 3
-    assert data["config"]["noise_mode"] == "philox" and "philox noise" in result.stdout
+    assert data["config"]["noise_mode"] == "philox-row" and "philox-row noise" in result.stdout
     assert {"torch", "transformers", "device", "cpu"} <= set(data["environment"])
     rows = {r["strategy"]: r for r in data["results"]}
     assert set(rows) == {"baseline", "sps", "cactus:delta=0.5"}

@@ -114,6 +114,49 @@ def test_cpu_result_does_not_depend_on_thread_count(spec: str, B: int, logits: b
 
 
 @needs_compiler
+@pytest.mark.parametrize("spec", SPECS)
+def test_verify_rows_lists_entry_equals_verify_logits(spec: str, cpu_kernel) -> None:
+    """The engine's list-in, list-out entry (`Strategy.verify_rows`, `kernels/binding_rows.cpp`)
+    gives each row the accepted count and emitted token of `verify_logits` on the padded
+    tensors, on the same kernel, for every sampling setting, ragged and full drafts, with and
+    without draft laws; on the reference driver it is `verify_logits` by construction."""
+    strategy = parse_strategy_spec(spec, backend="cpu")
+    g = torch.Generator().manual_seed(len(spec))
+    for cfg in kernel_checks.SAMPLINGS:
+        for B, k, V in ((1, 4, 4097), (5, 3, 1000), (3, 0, 50)):
+            for call in range(3):
+                logits = torch.randn(B, k + 1, V, generator=g) * 3
+                draft = torch.softmax(logits[:, :k] + torch.randn(B, k, V, generator=g), -1)
+                x = torch.multinomial(draft.reshape(-1, V), 1, generator=g).reshape(B, k) \
+                    if k else torch.zeros(B, 0, dtype=torch.long)  # fmt: skip
+                n = torch.randint(0, k + 1, (B,), generator=g).tolist() if call else [k] * B
+                drafts = [x[b, : n[b]].tolist() for b in range(B)]
+                seeds = torch.randint(0, 2**63 - 1, (B,), generator=g).tolist()
+                counters = torch.randint(0, 2**40, (B,), generator=g).tolist()
+                p = draft if call == 2 else None
+                got = strategy.verify_rows(logits, p, drafts, cfg, seeds, counters)
+                noise = Noise(torch.tensor(seeds), torch.tensor(counters))
+                want = strategy.verify_logits(
+                    logits, p, x, cfg, noise=noise, validate=False,
+                    num_drafts=torch.tensor(n) if call else None)  # fmt: skip
+                accepted = want.num_accepted.tolist()
+                emitted = [want.tokens[b, a].item() for b, a in enumerate(accepted)]
+                assert got == (accepted, emitted), (cfg, B, k, call)
+
+
+@needs_compiler
+def test_verify_rows_rejects_bad_input(cpu_kernel) -> None:
+    sps = get_strategy("sps", backend="cpu")
+    logits, cfg = torch.zeros(1, 3, 8), SamplingConfig(1.0)
+    with pytest.raises(RuntimeError, match="outside"):
+        sps.verify_rows(logits, None, [[8, 1]], cfg, [1], [0])
+    with pytest.raises(ValueError, match="B seeds and B counters"):
+        sps.verify_rows(logits, None, [[1, 2]], cfg, [], [])
+    with pytest.raises(ValueError, match="B\\*k ids"):
+        sps.verify_rows(logits, None, [[1, 2, 3]], cfg, [1], [0])
+
+
+@needs_compiler
 def test_cpu_rejects_bad_ids(cpu_kernel) -> None:
     q = torch.full((1, 2, 4), 0.25)
     noise = Noise(torch.zeros(1, dtype=torch.long), torch.zeros(1, dtype=torch.long))

@@ -26,6 +26,7 @@ from specbench_cli.sampling import SamplingConfig
 
 from .inputs import LogitsStep, check_values, checked, checked_logits
 from .kernel_desc import KernelDesc  # noqa: F401  (re-exported: the rules import it from here)
+from .rows import verify_rows_via_tensors
 from .rule import Rule
 from .weights import gather_rows, sample_from_weights
 
@@ -78,6 +79,10 @@ class Driver(Protocol):
 
     def from_logits(self, strategy: Strategy, step: LogitsStep, noise: Noise | None,
                     validate: bool) -> VerifyResult: ...  # fmt: skip
+
+    def rows(self, strategy: Strategy, target_logits: Tensor, draft_probs: Tensor | None,
+             drafts: list[list[int]], sampling: SamplingConfig, seeds: list[int],
+             counters: list[int]) -> tuple[list[int], list[int]]: ...  # fmt: skip
 
 
 def reference_verify(
@@ -136,6 +141,12 @@ class _Reference:
         q, p, processed = step.processed()
         return self(strategy, q, p, step.draft_tokens, noise, processed, step.num_drafts,
                     validate)  # fmt: skip
+
+    def rows(self, strategy: Strategy, target_logits: Tensor, draft_probs: Tensor | None,
+             drafts: list[list[int]], sampling: SamplingConfig, seeds: list[int],
+             counters: list[int]) -> tuple[list[int], list[int]]:  # fmt: skip
+        return verify_rows_via_tensors(strategy, target_logits, draft_probs, drafts, sampling,
+                                       seeds, counters)  # fmt: skip
 
 
 REFERENCE: Driver = _Reference()
@@ -283,6 +294,21 @@ class Strategy(Rule):
         return self._with_drawn_noise(
             generator, step.target_logits,
             lambda drawn: self.driver.from_logits(self, step, drawn, validate), validate)
+
+    def verify_rows(
+        self,
+        target_logits: Tensor,  # [B, k+1, V] raw
+        draft_probs: Tensor | None,  # [B, k, V]; None = one-hot drafts
+        drafts: list[list[int]],  # each row's n_r <= k draft ids
+        sampling: SamplingConfig,
+        seeds: list[int],  # each row's noise: Noise(seeds, counters)
+        counters: list[int],
+    ) -> tuple[list[int], list[int]]:
+        """The engine's entry (`rows.py`): per row, (accepted drafts, emitted token). The same
+        tokens as `verify_logits` on the padded tensors with `validate=False`; a backend may
+        take the lists straight to its kernel."""
+        return self.driver.rows(self, target_logits, draft_probs, drafts, sampling, seeds,
+                                counters)  # fmt: skip
 
     def _check_noise(self, noise: Noise | None, B: int) -> None:
         if self.uses_noise:

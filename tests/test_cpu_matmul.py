@@ -1,0 +1,68 @@
+"""The few-row CPU matmul (`cpu_matmul.py`): the same products as `F.linear`, only where it
+applies, switched off by its environment variable, and lossless greedy decoding on top of it."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from transformers import LlamaConfig, LlamaForCausalLM
+
+from specbench_cli import cpu_matmul
+from specbench_cli.cpu_matmul import FewRowLinear, use_few_row_matmul
+from specbench_cli.drafters.ngram import NgramDrafter
+from specbench_cli.engine import Engine
+from specbench_cli.sampling import SamplingConfig
+from specbench_cli.strategies import get_strategy
+
+
+def tiny_lm(seed: int = 0) -> LlamaForCausalLM:
+    cfg = LlamaConfig(vocab_size=16, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=2, initializer_range=0.5,
+                      max_position_embeddings=256)  # fmt: skip
+    torch.manual_seed(seed)
+    return LlamaForCausalLM(cfg).eval()
+
+
+@pytest.mark.parametrize("bias", [False, True])
+@pytest.mark.parametrize("shape", [(1, 1), (1, 2), (2, 3), (1, 16), (4, 4), (1, 17), (3,)])
+def test_few_row_linear_computes_f_linear(shape: tuple[int, ...], bias: bool) -> None:
+    g = torch.Generator().manual_seed(len(shape) + sum(shape))
+    layer = torch.nn.Linear(48, 40, bias=bias)
+    x = torch.randn(*shape, 48, generator=g)
+    want = F.linear(x, layer.weight, layer.bias)
+    layer.__class__ = FewRowLinear
+    got = layer(x)
+    assert got.shape == want.shape
+    rows = x.numel() // 48
+    if 2 <= rows <= cpu_matmul.MAX_ROWS:
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+    else:  # one row (every plain decoding step) or many (prefill): F.linear itself
+        assert torch.equal(got, want)
+
+
+def test_only_plain_float32_cpu_linear_layers_change(monkeypatch) -> None:
+    model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Linear(4, 4).double(),
+                                torch.nn.Embedding(5, 4))  # fmt: skip
+    assert use_few_row_matmul(model) == 1
+    assert [type(m) for m in model] == [FewRowLinear, torch.nn.Linear, torch.nn.Embedding]
+    monkeypatch.setenv("SPECBENCH_CPU_MATMUL", "off")
+    assert use_few_row_matmul(tiny_lm()) == 0
+
+
+@pytest.mark.parametrize("k", [1, 3, 5])
+def test_greedy_speculative_on_few_row_matmul_equals_generate(k: int) -> None:
+    """Verify steps run 2..k+1 rows through `W @ x^T`, plain steps one row through F.linear:
+    greedy speculative decoding still emits `generate`'s tokens, token for token."""
+    target = tiny_lm()
+    assert use_few_row_matmul(target) == 2 * 7 + 1  # q, k, v, o, gate, up, down; lm_head
+    g = torch.Generator().manual_seed(7)
+    greedy = SamplingConfig(temperature=0.0)
+    for _ in range(4):
+        prompt = torch.randint(0, 16, (10,), generator=g).tolist()
+        want = target.generate(torch.tensor([prompt]), attention_mask=torch.ones(1, 10).long(),
+                               do_sample=False, max_new_tokens=40,
+                               eos_token_id=None, pad_token_id=0)[0, 10:].tolist()  # fmt: skip
+        engine = Engine(target, 16, greedy, get_strategy("greedy"), NgramDrafter(min_ngram=1), k)
+        tokens = [t for step in engine.generate(prompt, 40, seed=0) for t in step.tokens]
+        assert tokens == want
