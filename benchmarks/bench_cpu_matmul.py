@@ -1,10 +1,11 @@
-"""A speculative step's forward pass on the CPU: `F.linear` vs the few-row `W @ x^T`.
+"""A decoding step's forward pass on the CPU: `F.linear` vs the few-row `W @ x^T`.
 
 Default model, one prompt's first 150 tokens in the KV cache, then a forward over the pending
 token plus d drafted tokens (d = 0 is a plain decoding step), the cache cut back after each, d
 interleaved, `--reps` times, with torch's `F.linear` in every linear layer and then with
-`specbench_cli.cpu_matmul` (`W @ x^T` for 2-16 rows). Prints the median time per forward and its
-ratio to the plain step, per d, for both, and the largest logit difference between the two.
+`specbench_cli.cpu_matmul` (`W @ x^T` for 1-16 rows, one row padded to two). Prints the median
+time per forward and its ratio to the same variant's plain step, per d, for both, the ratio of
+the two per d, and the largest logit difference between them.
 
 Run: .venv/bin/python benchmarks/bench_cpu_matmul.py [--reps 10] [--threads N]
 """

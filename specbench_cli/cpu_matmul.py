@@ -1,18 +1,20 @@
-"""Few-row linear layers on the CPU as `W @ x^T`, the way a speculative step needs them.
+"""Few-row linear layers on the CPU as `W @ x^T`, the way decoding steps need them.
 
-A speculative step runs the target on the pending token plus up to k drafts: 2 to k+1 rows per
-sequence. On the CPU, torch's `F.linear(x, W)` (`x @ W^T`) for a few rows takes a matrix-matrix
-path that, on the project's machine (2-core AMD EPYC, torch 2.13 with MKL), costs 1.5-3x the
-one-row call, although either reads each weight once: a forward pass of the default model over
-2 tokens cost 1.7x one over 1 token. `torch.mm(W, x^T)` computes the same products at about the
-one-row price (`benchmarks/bench_cpu_matmul.py` measures both, side by side). Without this, a
-speculative step on the CPU pays for the BLAS call's shape, not for the tokens it verifies.
+A decoding step runs the target on one token (a plain step) or on the pending token plus up to k
+drafts (a speculative step: 2 to k+1 rows per sequence). On the CPU, torch's `F.linear(x, W)`
+(`x @ W^T`) takes, for these shapes, BLAS paths that are far from what reading each weight once
+allows on the project's machine (2-core AMD EPYC, torch 2.13 with MKL): for 2-16 rows a
+matrix-matrix path at 1.5-3x the one-row call, and for one row a matrix-vector path slower than
+the matrix-matrix product over two rows. `torch.mm(W, x^T)` over at least two rows is the fast
+one, so a single row is padded to two (itself twice) and the first column kept
+(`benchmarks/bench_cpu_matmul.py` measures both ways side by side). Both kinds of step get the
+fast path: speculation is measured against a baseline that is as fast as this machine allows,
+not against a slow matrix-vector product.
 
 Only the BLAS call changes: the same products, summed in an order that may round differently in
-the last bits. One-row calls (every plain decoding step) and calls over more than `MAX_ROWS` rows
-(prefill) keep `F.linear`. Applied at load to float32 `nn.Linear` layers on the CPU;
-`SPECBENCH_CPU_MATMUL=off` keeps `F.linear` everywhere, and results record the choice
-(`environment.cpu_matmul`).
+the last bits. Calls over more than `MAX_ROWS` rows (prefill) keep `F.linear`. Applied at load to
+float32 `nn.Linear` layers on the CPU; `SPECBENCH_CPU_MATMUL=off` keeps `F.linear` everywhere,
+and results record the choice (`environment.cpu_matmul`).
 """
 
 from __future__ import annotations
@@ -27,13 +29,17 @@ MAX_ROWS = 16  # measured: beyond this F.linear's own path is as fast or faster
 
 
 class FewRowLinear(torch.nn.Linear):
-    """`nn.Linear` whose forward over 2..MAX_ROWS rows is `(W @ x^T)^T`."""
+    """`nn.Linear` whose forward over 1..MAX_ROWS rows is `(W @ x^T)^T`, one row padded to two."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        rows = x.numel() // x.shape[-1] if x.dim() > 1 else 1
-        if rows < 2 or rows > MAX_ROWS:
+        rows = x.numel() // x.shape[-1]
+        if rows < 1 or rows > MAX_ROWS:
             return F.linear(x, self.weight, self.bias)
-        y = torch.mm(self.weight, x.reshape(rows, x.shape[-1]).t()).t()
+        flat = x.reshape(rows, x.shape[-1])
+        if rows == 1:  # two rows take the matrix-matrix path, faster than one row's
+            y = torch.mm(self.weight, flat.repeat(2, 1).t())[:, :1].t()
+        else:
+            y = torch.mm(self.weight, flat.t()).t()
         if self.bias is not None:
             y = y + self.bias
         return y.reshape(*x.shape[:-1], y.shape[-1])
