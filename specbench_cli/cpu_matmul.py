@@ -38,8 +38,9 @@ class FewRowLinear(torch.nn.Linear):
         flat = x.reshape(rows, x.shape[-1])
         if rows == 1:  # two rows take the matrix-matrix path, faster than one row's
             y = torch.mm(self.weight, flat.repeat(2, 1).t())[:, :1].t()
-        else:
-            y = torch.mm(self.weight, flat.t()).t()
+        else:  # row-major like F.linear's output: the verify kernel reads logits row by row,
+            # and a transposed layout would cost it a copy after the forward, with cold caches
+            y = torch.mm(self.weight, flat.t()).t().contiguous()
         if self.bias is not None:
             y = y + self.bias
         return y.reshape(*x.shape[:-1], y.shape[-1])
