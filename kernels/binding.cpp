@@ -72,8 +72,7 @@ std::tuple<Tensor, Tensor> prepare(VerifyArgs* a, const Tensor& target, const Op
   if (draft) check_tensor(*draft, "draft", at::kFloat, {B, k, V}, dev);
   if (target_logits) check_tensor(*target_logits, "target_logits", at::kFloat, {B, k + 1, V}, dev);
   if (num_drafts) check_tensor(*num_drafts, "num_drafts", at::kLong, {B}, dev);
-  const bool noise = p.strategy != specbench::kGreedy &&
-                     !(p.strategy == specbench::kTas && p.tas_bonus_argmax);
+  const bool noise = specbench::uses_noise(p.strategy, p.tas_bonus_argmax);
   TORCH_CHECK(!noise || (seeds && counters), "specbench verify: this strategy needs noise");
   if (seeds) check_tensor(*seeds, "seeds", at::kLong, {B}, dev);
   if (counters) check_tensor(*counters, "counters", at::kLong, {B}, dev);
@@ -87,15 +86,9 @@ std::tuple<Tensor, Tensor> prepare(VerifyArgs* a, const Tensor& target, const Op
   a->B = B;
   a->k = k;
   a->V = V;
-  a->strategy = static_cast<int32_t>(p.strategy);
+  specbench::set_policy(a, p.strategy, p.delta, p.tas_eps, p.tas_alpha, p.interp_lambda,
+                        p.topk_k, p.tas_bonus_argmax);
   a->validate = p.validate ? 1 : 0;
-  a->cactus_delta = static_cast<float>(p.delta);
-  a->tas_eps = static_cast<float>(p.tas_eps);
-  a->tas_alpha = static_cast<float>(p.tas_alpha);
-  a->interp_lambda = static_cast<float>(p.interp_lambda);
-  a->interp_rest = static_cast<float>(1.0 - p.interp_lambda);  // rounded once, as torch does
-  a->topk_k = p.topk_k;
-  a->tas_bonus_argmax = p.tas_bonus_argmax ? 1 : 0;
   a->target_is_logits = p.target_is_logits ? 1 : 0;
   a->draft_is_logits = p.draft_is_logits ? 1 : 0;
   a->temperature = static_cast<float>(p.temperature);

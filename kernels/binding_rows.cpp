@@ -50,8 +50,7 @@ pybind11::tuple verify_rows(const Tensor& target, const std::optional<Tensor>& d
   require(static_cast<int64_t>(draft_tokens.size()) == B * k, "draft_tokens must hold B*k ids");
   require(num_drafts.empty() || static_cast<int64_t>(num_drafts.size()) == B,
           "num_drafts must be empty or hold B counts");
-  const bool noise = strategy != specbench::kGreedy &&
-                     !(strategy == specbench::kTas && tas_bonus_argmax);
+  const bool noise = specbench::uses_noise(strategy, tas_bonus_argmax);
   require(!noise || (static_cast<int64_t>(seeds.size()) == B &&
                      static_cast<int64_t>(counters.size()) == B),
           "this strategy needs B seeds and B counters");
@@ -61,14 +60,8 @@ pybind11::tuple verify_rows(const Tensor& target, const std::optional<Tensor>& d
   a.B = B;
   a.k = k;
   a.V = V;
-  a.strategy = static_cast<int32_t>(strategy);
-  a.cactus_delta = static_cast<float>(delta);
-  a.tas_eps = static_cast<float>(tas_eps);
-  a.tas_alpha = static_cast<float>(tas_alpha);
-  a.interp_lambda = static_cast<float>(interp_lambda);
-  a.interp_rest = static_cast<float>(1.0 - interp_lambda);  // rounded once, as torch does
-  a.topk_k = topk_k;
-  a.tas_bonus_argmax = tas_bonus_argmax ? 1 : 0;
+  specbench::set_policy(&a, strategy, delta, tas_eps, tas_alpha, interp_lambda, topk_k,
+                        tas_bonus_argmax);
   a.target_is_logits = 1;
   a.temperature = static_cast<float>(temperature);
   a.top_k = top_k;

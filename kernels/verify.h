@@ -83,6 +83,25 @@ struct VerifyArgs {
 
 constexpr double kSumTol = 1e-3;  // probability rows must sum to 1 within this
 
+// Whether a rule reads noise (seeds and counters): all but greedy and TAS with an argmax bonus.
+SB_HD bool uses_noise(int64_t strategy, bool tas_bonus_argmax) {
+  return strategy != kGreedy && !(strategy == kTas && tas_bonus_argmax);
+}
+
+// The rule's fields of the argument block, from the bindings' arguments (host side).
+inline void set_policy(VerifyArgs* a, int64_t strategy, double delta, double tas_eps,
+                       double tas_alpha, double interp_lambda, int64_t topk_k,
+                       bool tas_bonus_argmax) {
+  a->strategy = static_cast<int32_t>(strategy);
+  a->cactus_delta = static_cast<float>(delta);
+  a->tas_eps = static_cast<float>(tas_eps);
+  a->tas_alpha = static_cast<float>(tas_alpha);
+  a->interp_lambda = static_cast<float>(interp_lambda);
+  a->interp_rest = static_cast<float>(1.0 - interp_lambda);  // rounded once, as torch does
+  a->topk_k = topk_k;
+  a->tas_bonus_argmax = tas_bonus_argmax ? 1 : 0;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Acceptance (docs/randomness.md): accept <=> u * s < t, strict, with the product rounded
 // to fp32 exactly as the torch reference evaluates `u_acc * p_x < t` (never fused). t = 0 never

@@ -237,7 +237,7 @@ int32_t check_args(const VerifyArgs& a) {
   if (a.B < 0 || a.k < 0 || a.V < 1 || !a.target || !a.tokens || !a.num_accepted) return kBadArgs;
   if (a.k > 0 && !a.draft_tokens) return kBadArgs;
   if (a.strategy < kGreedy || a.strategy > kInterp) return kBadArgs;
-  const bool noise = a.strategy != kGreedy && !(a.strategy == kTas && a.tas_bonus_argmax);
+  const bool noise = uses_noise(a.strategy, a.tas_bonus_argmax != 0);
   if (noise && (!a.seeds || !a.counters)) return kBadArgs;
   if (a.strategy == kTopk && a.topk_k < 1) return kBadArgs;
   if ((a.draft_is_logits && !a.target_is_logits) || a.temperature < 0.0f) return kBadArgs;

@@ -104,8 +104,8 @@ class CompiledDriver:
                                            sampling, seeds, counters)  # fmt: skip
         ids, counts = flat_drafts(drafts, target_logits.shape[1] - 1)
         status, accepted, emitted = kernels.verify_rows(
-            strategy.kernel, _dense(target_logits), _dense(draft_probs), ids, counts, seeds,
-            counters, sampling.temperature, sampling.top_k)  # fmt: skip
+            strategy.kernel, target_logits, draft_probs, ids, counts, seeds, counters,
+            sampling.temperature, sampling.top_k)  # fmt: skip
         _check_status(status, False, lambda: None)
         return accepted, emitted
 
@@ -128,15 +128,6 @@ def _check_status(status: int, validate: bool, reference_checks: Callable[[], No
         if status == kernels.BAD_VALUES:
             return
     raise RuntimeError(f"specbench verify: {kernels.STATUS_TEXT[status]}")
-
-
-def _dense(t: torch.Tensor | None) -> torch.Tensor | None:
-    """`t` as contiguous float32 (a copy only when it is not: the engine's logits are)."""
-    import torch
-
-    if t is None or (t.dtype == torch.float32 and t.is_contiguous()):
-        return t
-    return t.float().contiguous()
 
 
 def driver(backend: str) -> Driver:

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import torch
 
 from specbench_cli.drafters import as_batch_drafter
-from specbench_cli.noise import SEED_MASK
+from specbench_cli.noise import SEED_HIGH
 from specbench_cli.ragged_cache import RaggedCache
 from specbench_cli.sampling import SamplingConfig, process_logits, sample, to_probs
 from specbench_cli.timing import device_sync
@@ -131,7 +131,7 @@ class Engine:
         a row leaves after the record holding its EOS or its last budgeted token."""
         if len(prompts) != len(seeds) or not prompts or not all(prompts):
             raise ValueError("generate_batch needs one seed per prompt and no empty prompt")
-        rows = [_Row(i, list(p), max_new_tokens, s & SEED_MASK,
+        rows = [_Row(i, list(p), max_new_tokens, s & SEED_HIGH,  # the key: the low 63 bits
                      torch.Generator(self.device).manual_seed(s))
                 for i, (p, s) in enumerate(zip(prompts, seeds, strict=True))]  # fmt: skip
         if self.drafter is not None:

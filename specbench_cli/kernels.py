@@ -305,8 +305,8 @@ def launch(
 
 def verify_rows(
     desc: KernelDesc,
-    target_logits: torch.Tensor,  # [B, k+1, V] float32 raw logits, contiguous, on the CPU
-    draft_probs: torch.Tensor | None,  # [B, k, V] float32, None = one-hot drafts
+    target_logits: torch.Tensor,  # [B, k+1, V] raw logits on the CPU
+    draft_probs: torch.Tensor | None,  # [B, k, V], None = one-hot drafts
     draft_tokens: list[int],  # B*k ids, row-major, padded past each row's count
     num_drafts: list[int],  # B counts, or [] when every row drafted k
     seeds: list[int],  # B Philox keys (ignored by rules without noise)
@@ -319,13 +319,16 @@ def verify_rows(
     cold start after a forward pass costs more than the kernel). A nonzero status reports bad
     ids or counts (`STATUS_TEXT`); the lists are then meaningless."""
     return _cpu_extension().verify_rows(
-        target_logits, draft_probs, draft_tokens, num_drafts, seeds, counters, desc.policy,
-        *desc.binding_args(), temperature, top_k)  # fmt: skip
+        _dense(target_logits), _dense(draft_probs), draft_tokens, num_drafts, seeds, counters,
+        desc.policy, *desc.binding_args(), temperature, top_k)  # fmt: skip
 
 
 def _dense(t: torch.Tensor | None) -> torch.Tensor | None:
-    """float32 (probabilities, logits) or int64 (ids, counts, seeds), contiguous."""
-    if t is None:
-        return None
+    """float32 (probabilities, logits) or int64 (ids, counts, seeds), contiguous; `t` itself
+    when it already is (the engine's logits are)."""
+    import torch
+
+    if t is None or (t.dtype in (torch.float32, torch.int64) and t.is_contiguous()):
+        return t
     t = t.float() if t.is_floating_point() else t.long()
     return t.contiguous()

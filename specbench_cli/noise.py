@@ -22,7 +22,6 @@ from specbench_cli.philox import MASK32, philox4x32_10, split64
 
 STREAM_ACCEPT, STREAM_FINAL = 0, 1  # kernels/philox.h `enum NoiseStream`
 SEED_HIGH = 2**63 - 1  # seeds drawn from a generator lie in [0, 2^63 - 1)
-SEED_MASK = SEED_HIGH  # an integer seed's low 63 bits: the engine's per-row key
 
 
 @dataclass(frozen=True)
