@@ -12,19 +12,20 @@ drafters, so the global tree holds only outputs of the same suite's earlier prom
 round; suites do not help each other and rounds do not help each other.
 
 Prints, per suite and overall (the four bundled suites): median tokens/s over rounds, speed
-ratios (the median over rounds of per-round ratios: both sides ran in the same round), mean
-accepted tokens per step (new tokens / target forward passes, prefill included), the drafter's
-own time per step, the goals' verdicts, and how many outputs differ from `generate`'s greedy
-output (must be 0).
+ratios (the median over rounds of per-round ratios: both sides ran in the same round), the
+same for the decode phase alone (specbench contenders; prefill excluded) with the prefill's
+share of the baseline's time, mean accepted tokens per step (new tokens / target forward
+passes, prefill included), the drafter's own time per step, the goals' verdicts, and how many
+outputs differ from `generate`'s greedy output (must be 0).
 
 Goals: suffix >= 1.3x transformers' prompt lookup overall; suffix >= 1.5x specbench's baseline
 on summarization and on rag; greedy outputs identical to the baseline everywhere.
 
 Also prints the target's forward time by input width (1 pending token + d drafts), the cost a
-draft must earn back, and the benchmark's own run time. The defaults (3 rounds, 2 prompts per
+draft must earn back, and the benchmark's own run time. The defaults (3 rounds, 6 prompts per
 suite, 2 repeated prompts, 48 new tokens) take about 10 minutes on the 2-core machine.
 
-Run: .venv/bin/python benchmarks/bench_drafters.py [--rounds 3] [--per-suite 2] [--k 4]
+Run: .venv/bin/python benchmarks/bench_drafters.py [--rounds 3] [--per-suite 6] [--k 4]
      [--max-new-tokens 48] [--json results.json]
 """
 
@@ -70,6 +71,7 @@ class Tally:
     forwards: int = 0  # target forward passes, prefill included
     steps: int = 0  # decoding steps after the prefill
     draft_s: float = 0.0  # time inside the drafter
+    prefill_s: float = 0.0  # specbench contenders: the prefill steps (forward + first token)
     draft_max_s: float = 0.0  # the slowest single proposal
 
     def add(self, other: Tally) -> None:
@@ -123,8 +125,8 @@ def hf_run(model, counter: ForwardCounter, ids: list[int], n: int, eos: tuple[in
         seconds = time.perf_counter() - start
     tokens = out[0, len(ids):].tolist()
     forwards = counter.calls - calls
-    return tokens, Tally(len(tokens), seconds, forwards, forwards - 1, sum(probes),
-                         max(probes, default=0.0))  # fmt: skip
+    return tokens, Tally(len(tokens), seconds, forwards, forwards - 1, draft_s=sum(probes),
+                         draft_max_s=max(probes, default=0.0))  # fmt: skip
 
 
 def engine_run(engine: Engine, ids: list[int], n: int) -> tuple[list[int], Tally]:
@@ -134,7 +136,9 @@ def engine_run(engine: Engine, ids: list[int], n: int) -> tuple[list[int], Tally
     for step in engine.generate(ids, n, seed=0):
         tokens += step.tokens
         tally.forwards += 1
-        if not step.prefill:
+        if step.prefill:
+            tally.prefill_s += step.step_s
+        else:
             tally.steps += 1
             tally.draft_s += step.draft_s
             tally.draft_max_s = max(tally.draft_max_s, step.draft_s)
@@ -244,6 +248,11 @@ def median_ratio(rounds, suite: str, a: str, b: str) -> float:
     return statistics.median(rate(r[suite][a]) / rate(r[suite][b]) for r in rounds)
 
 
+def decode_rate(t: Tally) -> float:
+    """Tokens after the first per second after the prefill (the part drafting can speed up)."""
+    return (t.tokens - (t.forwards - t.steps)) / (t.seconds - t.prefill_s)
+
+
 def print_table(title: str, rounds, cell: Callable[[list, str, str], str]) -> None:
     columns = [*SUITES, OVERALL, REPEATED]
     print(f"\n{title}")
@@ -260,6 +269,16 @@ def report(rounds, mismatches: dict[str, int], args) -> dict:
                 lambda rs, s, c: "%.2fx" % median_ratio(rs, s, c, "sb_baseline"))
     print_table("speed vs transformers prompt lookup", rounds,
                 lambda rs, s, c: "%.2fx" % median_ratio(rs, s, c, "hf_pld"))
+    print_table("decode phase only: speed vs specbench baseline, prefill excluded", rounds,
+                lambda rs, s, c: "-" if c in HF else "%.2fx" % statistics.median(
+                    decode_rate(r[s][c]) / decode_rate(r[s]["sb_baseline"]) for r in rs))
+
+    def prefill_share(suite: str) -> float:
+        return statistics.median(r[suite]["sb_baseline"].prefill_s / r[suite]["sb_baseline"].seconds
+                                 for r in rounds)  # fmt: skip
+
+    print("  prefill share of the baseline's time (no drafter speeds it up): " + ", ".join(
+        f"{s} {prefill_share(s):.0%}" for s in (*SUITES, OVERALL, REPEATED)))
     print_table("mean accepted tokens per step (new tokens / target forward passes)", rounds,
                 lambda rs, s, c: "%.2f" % (last[s][c].tokens / last[s][c].forwards))
     print_table("drafter ms per step: mean / max (all rounds)", rounds, lambda rs, s, c: (
@@ -288,7 +307,7 @@ def report(rounds, mismatches: dict[str, int], args) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--per-suite", type=int, default=2, help="prompts per bundled suite")
+    ap.add_argument("--per-suite", type=int, default=6, help="prompts per bundled suite")
     ap.add_argument("--repeated", type=int, default=2, help="prompts in the repeated set")
     ap.add_argument("--k", type=int, default=4, help="draft tokens per step (all drafters)")
     ap.add_argument("--max-new-tokens", type=int, default=48)

@@ -1,8 +1,10 @@
 """Chains vs token trees, side by side in one process: accepted tokens per step and speedup.
 
-Part `pld` (the default model, greedy): the autoregressive baseline, chain prompt lookup, and
-tree prompt lookup with 1, 2 and 3 branches (`ngram:branches=B`, depth 4) on the same prompts,
-interleaved per prompt and repeated. Every output must equal the baseline's greedy output.
+Part `pld` (the default model, greedy): the autoregressive baseline, chain prompt lookup, tree
+prompt lookup with 1, 2 and 3 branches (`ngram:branches=B`, depth 4), and the suffix drafter (per
+request tree only, `global=false`) as a chain and as trees of 1 and 3 branches
+(`suffix:branches=B`) on the same prompts, interleaved per prompt and repeated. Every output
+must equal the baseline's greedy output.
 
 Part `tiny` (tiny random-weight Llamas, temperature 1): one draft model, drafting a chain of 4
 for `sps` and `block` and trees of depth 4 for `specinfer`, `rrs` and `spectr` (2 branches, and a
@@ -34,6 +36,7 @@ from specbench_cli.drafters import DraftContext
 from specbench_cli.drafters.draft_model_tree import DraftModelTreeDrafter
 from specbench_cli.drafters.ngram import NgramDrafter
 from specbench_cli.drafters.ngram_tree import NgramTreeDrafter
+from specbench_cli.drafters.suffix import SuffixDrafter
 from specbench_cli.engine import Engine
 from specbench_cli.sampling import SamplingConfig
 from specbench_cli.strategies import get_strategy
@@ -139,6 +142,13 @@ def part_pld(args: argparse.Namespace) -> dict[str, Any]:
     for b in (1, 2, 3):
         engines[f"tree ngram:branches={b}"] = TreeEngine(
             m.model, m.vocab_size, greedy, rule, NgramTreeDrafter(branches=b), 4, eos)
+    # per-request trees only: a global tree would learn the prompts' outputs in round 1
+    engines["chain suffix"] = Engine(m.model, m.vocab_size, greedy, rule,
+                                     SuffixDrafter(**{"global": False}), 4, eos)  # fmt: skip
+    for b in (1, 3):
+        engines[f"tree suffix:branches={b}"] = TreeEngine(
+            m.model, m.vocab_size, greedy, rule, SuffixDrafter(**{"global": False, "branches": b}),
+            4, eos)  # fmt: skip
     for engine in engines.values():  # warm-up
         decode(engine, prompts[0], 8, 0, Tally(), 0)
     tallies = {name: Tally() for name in engines}

@@ -1,5 +1,5 @@
 // The engine's entry to the CPU twin: Python lists in, Python lists out (the Python module of
-// the CPU extension, `verify_rows`).
+// the CPU extension, `verify_rows`), and the entry of the few-row matmul (`few_row_linear`).
 //
 // Right after a model forward pass the CPU's caches hold weights, not code: every torch op
 // then costs tens of microseconds, most of it the dispatcher's own code coming back into cache,
@@ -10,6 +10,7 @@
 // same kernel and so the same tokens (tests/test_kernels.py compares them).
 #include <torch/extension.h>
 
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -84,6 +85,17 @@ pybind11::tuple verify_rows(const Tensor& target, const std::optional<Tensor>& d
 
 }  // namespace
 
+// few_row_matmul.cpp: the decoding steps' matrix products (specbench_cli/cpu_matmul.py)
+at::Tensor few_row_linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& bias,
+                          const std::string& isa);
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("verify_rows", &verify_rows, "One verification step of the CPU twin, lists in and out");
+  m.def(
+      "few_row_linear",
+      [](const Tensor& x, const Tensor& w, const std::optional<Tensor>& bias, const std::string& isa) {
+        return few_row_linear(x, w, bias.has_value() ? *bias : Tensor(), isa);
+      },
+      "x @ w.T (+ bias) for 1-16 rows of x, each weight read once", pybind11::arg("x"), pybind11::arg("w"),
+      pybind11::arg("bias") = pybind11::none(), pybind11::arg("isa") = "auto");
 }

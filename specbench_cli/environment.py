@@ -32,7 +32,7 @@ def environment(device: Any) -> dict[str, Any]:
         "device": str(device),
         "cpu": cpu_name(),
         "cpu_threads": torch.get_num_threads(),
-        "cpu_matmul": "few-row W@x^T" if cpu_matmul.enabled() else "F.linear",
+        "cpu_matmul": cpu_matmul.mode() if device.type == "cpu" else None,
         "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
         "git_sha": git_sha(),
     }

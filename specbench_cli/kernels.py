@@ -42,7 +42,7 @@ BAD_DRAFT_TOKEN, BAD_NUM_DRAFTS, BAD_VALUES = 2, 3, 4
 STATUS_TEXT = {BAD_DRAFT_TOKEN: "a draft token id is outside [0, V)",
                BAD_NUM_DRAFTS: "num_drafts outside [0, k]",
                BAD_VALUES: "an input value failed the checks"}  # fmt: skip
-CPU_SOURCES = ("binding.cpp", "binding_rows.cpp", "verify_cpu.cpp")
+CPU_SOURCES = ("binding.cpp", "binding_rows.cpp", "verify_cpu.cpp", "few_row_matmul.cpp")
 CUDA_SOURCE = "verify_cuda.cu"
 CPU_CFLAGS = ["-O3", "-ffp-contract=off", "-fno-trapping-math", "-fopenmp"]
 # sm_80 and sm_90 always (CI compiles both); the device's own arch is added at build time.
@@ -123,17 +123,29 @@ def _cpu_ops() -> Any | None:
     return None if _cpu_extension() is None else torch.ops.specbench
 
 
-@functools.cache
 def _cpu_extension() -> Any | None:
+    """The CPU extension when the compiled backends are on (`SPECBENCH_KERNELS`), else None."""
+    return _built_cpu_extension() if kernels_enabled() else None
+
+
+def few_row_linear() -> Any | None:
+    """The few-row matmul of the CPU extension (`kernels/few_row_matmul.cpp`), or None when it
+    cannot be built. Not tied to `SPECBENCH_KERNELS`, which chooses how steps are verified:
+    `cpu_matmul` has its own switch."""
+    module = _built_cpu_extension()
+    return None if module is None else module.few_row_linear
+
+
+@functools.cache
+def _built_cpu_extension() -> Any | None:
     """Build (first use) and load the CPU twin + bindings: the extension's Python module
-    (`verify_rows`), its ops registered in `torch.ops.specbench`; None, after one warning, on
-    failure."""
-    if not kernels_enabled():
-        return None
+    (`verify_rows`, `few_row_linear`), its ops registered in `torch.ops.specbench`; None, after
+    one warning, on failure."""
     import torch
 
     if not compiler_available():
-        _warn("no C++ compiler found; the cpu kernel backend falls back to the PyTorch reference")
+        _warn("no C++ compiler found; the cpu kernels fall back: verification to the PyTorch "
+              "reference, linear layers to torch.mm")
         return None
     try:
         from torch.utils import cpp_extension
@@ -142,7 +154,7 @@ def _cpu_extension() -> Any | None:
         build = cache_dir() / f"cpu-{_sources_hash(CPU_SOURCES)}"
         build.mkdir(parents=True, exist_ok=True)
         if not any(build.glob("*.so")):
-            _note("compiling the cpu verify kernel (first use, ~30 s)")
+            _note("compiling the cpu kernels (first use, ~40 s)")
         cflags = list(CPU_CFLAGS)
         if platform.machine() in ("x86_64", "AMD64"):
             cflags.append("-march=x86-64-v2")  # portable across CI and dev machines
@@ -159,7 +171,8 @@ def _cpu_extension() -> Any | None:
         return module
     except Exception as exc:  # compiler errors, missing headers, a broken cache
         reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
-        _warn(f"could not build the cpu verify kernel ({reason[:160]}); using the reference")
+        _warn(f"could not build the cpu kernels ({reason[:160]}); verification uses the reference, "
+              "linear layers torch.mm")
         return None
 
 

@@ -1,6 +1,6 @@
-"""The few-row CPU matmul (`cpu_matmul.py`): the same products as `F.linear`, only where it
-applies (1-16 rows), switched off by its environment variable, and lossless greedy decoding on
-top of it."""
+"""The few-row CPU matmul (`cpu_matmul.py`, `kernels/few_row_matmul.cpp`): the same products as
+`F.linear` from every kernel body and the fallback, only where it applies (1-16 rows), bad inputs
+refused, switched off by its environment variable, and lossless greedy decoding on top of it."""
 
 from __future__ import annotations
 
@@ -66,3 +66,56 @@ def test_greedy_speculative_on_few_row_matmul_equals_generate(k: int) -> None:
         engine = Engine(target, 16, greedy, get_strategy("greedy"), NgramDrafter(min_ngram=1), k)
         tokens = [t for step in engine.generate(prompt, 40, seed=0) for t in step.tokens]
         assert tokens == want
+
+
+def _isas() -> list[str]:
+    """The kernel bodies this CPU can run (torch's own reading of the CPU)."""
+    capability = torch.backends.cpu.get_cpu_capability()
+    return ["auto", "scalar", *(["avx2"] if capability in ("AVX2", "AVX512") else []),
+            *(["avx512"] if capability == "AVX512" else [])]  # fmt: skip
+
+
+@pytest.mark.parametrize("isa", _isas())
+def test_kernel_bodies_compute_f_linear_for_every_row_count(isa: str) -> None:
+    """Every body, every row count 1-16, widths with and without a vector tail, output counts
+    that leave a partial block of weight rows, with and without bias."""
+    run = cpu_matmul.kernel()
+    assert run is not None, "the few-row kernel must build wherever the tests run"
+    g = torch.Generator().manual_seed(3)
+    for width, out in ((64, 48), (37, 13), (576, 191), (7, 5)):
+        w, b = torch.randn(out, width, generator=g), torch.randn(out, generator=g)
+        for n in range(1, cpu_matmul.MAX_ROWS + 1):
+            x = torch.randn(n, width, generator=g)
+            torch.testing.assert_close(run(x, w, b, isa=isa), F.linear(x, w, b),
+                                       rtol=1e-5, atol=1e-4)  # fmt: skip
+            torch.testing.assert_close(run(x, w, isa=isa), F.linear(x, w), rtol=1e-5, atol=1e-4)
+
+
+def test_kernel_refuses_bad_inputs() -> None:
+    run = cpu_matmul.kernel()
+    w = torch.randn(6, 8)
+    bad = {
+        "17 rows": (torch.randn(17, 8), w, None, "auto"),
+        "no rows": (torch.randn(0, 8), w, None, "auto"),
+        "width mismatch": (torch.randn(2, 7), w, None, "auto"),
+        "float64": (torch.randn(2, 8).double(), w, None, "auto"),
+        "non-contiguous": (torch.randn(8, 2).t(), w, None, "auto"),
+        "bias length": (torch.randn(2, 8), w, torch.randn(5), "auto"),
+        "unknown isa": (torch.randn(2, 8), w, None, "neon"),
+    }
+    for name, (x, weight, bias, isa) in bad.items():
+        with pytest.raises(ValueError, match="few_row_linear"):
+            run(x, weight, bias, isa=isa)
+            pytest.fail(name)
+
+
+def test_models_run_on_the_kernel_and_the_fallback_computes_f_linear() -> None:
+    assert cpu_matmul.mode() == "few-row kernel"
+    g = torch.Generator().manual_seed(5)
+    w, b = torch.randn(40, 48, generator=g), torch.randn(40, generator=g)
+    for n in (1, 2, 5, 16):
+        x = torch.randn(n, 48, generator=g)
+        torch.testing.assert_close(cpu_matmul.mm_rows(x, w, b), F.linear(x, w, b),
+                                   rtol=1e-5, atol=1e-5)  # fmt: skip
+        if n > 1:  # row-major, as the verify kernel reads logits
+            assert cpu_matmul.mm_rows(x, w, None).is_contiguous()

@@ -153,7 +153,7 @@ def test_worked_example_counts_and_draft():
     assert draft.tokens == [3, 4, 1, 5] and draft.probs == pytest.approx([2 / 3, 2 / 3, 2 / 3,
                                                                           1 / 3])
     # the whole draft of a drafter: min(k, 2.0 * 2) tokens from the 2-token match
-    d = SuffixDrafter(**{"global": False})
+    d = SuffixDrafter(**{"global": False, "max_spec_factor": 2.0, "min_match": 2})
     assert d.propose(WORKED, 4).tokens == [3, 4, 1, 5]
 
 
@@ -185,7 +185,7 @@ def test_draft_length_is_factor_times_match_plus_offset(factor, offset, k, expec
 
 @pytest.mark.parametrize("context,min_match,expected", [
     ([5, 6, 7, 5], 1, [6, 7]),  # the tail "5" occurred once: floor(2.0 * 1) = 2 tokens
-    ([5, 6, 7, 5], 2, []),  # ... but a 1-token match is too short by default
+    ([5, 6, 7, 5], 2, []),  # ... but a 1-token match is too short for min_match = 2
     (WORKED, 2, [3, 4, 1, 5]),  # "the cat" (2 tokens) may draft 4
     (WORKED, 3, []),  # "on the cat" occurs only as the tail: no match long enough
 ])
@@ -308,3 +308,31 @@ def test_cli_runs_suffix_on_every_bundled_suite(tmp_path, tiny_target):
     records = [json.loads(line) for line in (out / "records.jsonl").read_text().splitlines()]
     assert len(records) == 2 * len(suites)
     assert all(r["status"] == "ok" and 1 <= r["new_tokens"] for r in records)
+
+
+def test_branches_add_the_continuations_the_chain_did_not_take():
+    # "7 1" occurred twice before the tail, followed once by 2 and once by 3
+    ctx = [7, 1, 2, 7, 1, 3, 7, 1]
+    chain = SuffixDrafter(**{"global": False}).propose(ctx, 3).tokens
+    assert chain == [2, 7, 1]  # first seen wins the tie, then the leaf's unique continuation
+    one = SuffixDrafter(**{"global": False}).propose_tree(ctx, 3, "iid")
+    assert (one.tokens, one.parents) == ([2, 7, 1], [-1, 0, 1])  # branches=1: the chain
+    two = SuffixDrafter(**{"global": False, "branches": 3}).propose_tree(ctx, 3, "iid")
+    # the alternative 3 7 1 (found at match lengths 1 and 2, kept once); nothing else exists
+    assert (two.tokens, two.parents) == ([2, 3, 7, 7, 1, 1], [-1, -1, 0, 1, 2, 3])
+    cut = SuffixDrafter(**{"global": False, "branches": 3, "min_token_prob": 0.4})
+    assert cut.propose_tree(ctx, 3, "iid").tokens == []  # 1/3 < 0.4: no branch at all
+
+
+def test_alternatives_rank_by_score_within_the_budget():
+    tree = SuffixTree(24)
+    # "5" is followed by 6 (3 times), 8 (twice) and 9 (once); the tail is "5"
+    tree.add_sequence([5, 6, 0, 5, 6, 1, 5, 8, 2, 5, 8, 3, 5, 6, 4, 5, 9, 5])
+    matches = [(n, 0) for n in tree.repeated_suffixes()]
+    best = tree.speculate(matches, 2, 4.0, 0.0, 0.0)
+    assert best.tokens[0] == 6
+    alts = tree.alternatives(matches, 2, 4.0, 0.0, 0.0)
+    assert [a.tokens[0] for a in alts] == [8, 9]  # counts 2 and 1 of 7 occurrences
+    assert alts[0].probs[0] == pytest.approx(2 / 7) and all(len(a.tokens) <= 2 for a in alts)
+    # min_prob 0.2: 9 (1/7) goes, and 8's path stops after 8 (2/7, then 2/7 * 1/2)
+    assert [a.tokens for a in tree.alternatives(matches, 2, 4.0, 0.0, 0.2)] == [[8]]

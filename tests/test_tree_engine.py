@@ -19,6 +19,7 @@ from specbench_cli.contenders import tree_shape
 from specbench_cli.drafters import DraftContext
 from specbench_cli.drafters.draft_model_tree import DraftModelTreeDrafter
 from specbench_cli.drafters.ngram_tree import NgramTreeDrafter
+from specbench_cli.drafters.suffix import SuffixDrafter
 from specbench_cli.drafters.tree import TreeDraft, merge_paths
 from specbench_cli.engine import Engine
 from specbench_cli.kvcache import cache_argument
@@ -150,6 +151,7 @@ def tree_drafters(draft, target):
     return {
         "ngram:branches=1": lambda: NgramTreeDrafter(min_ngram=1),
         "ngram:branches=3": lambda: NgramTreeDrafter(min_ngram=1, branches=3),
+        "suffix:branches=3": lambda: SuffixDrafter(branches=3, min_token_prob=0.0),
         "model:2x3/6": lambda: DraftModelTreeDrafter(DraftContext(GREEDY, 16, draft), branches=2,
                                                      depth=3, nodes=6),
         "self:3x4/12": lambda: DraftModelTreeDrafter(DraftContext(GREEDY, 16, target),
@@ -162,6 +164,7 @@ def test_greedy_tree_decoding_equals_generate(models) -> None:
     target, draft = models
     runs = [(name, "greedy") for name in tree_drafters(draft, target)]
     runs += [("ngram:branches=3", "specinfer"), ("model:2x3/6", "rrs")]
+    branched = 0
     for prompt in prompts(3):
         ref = hf_greedy(target, prompt, 40)
         for name, rule in runs:
@@ -170,6 +173,9 @@ def test_greedy_tree_decoding_equals_generate(models) -> None:
             tokens, steps = run_engine(engine, prompt, 40)
             assert tokens == ref, (name, rule, prompt)
             assert all(s.accepted <= s.drafted <= 4 and s.nodes >= s.drafted for s in steps[1:])
+            if name == "suffix:branches=3":
+                branched += sum(s.nodes > s.drafted for s in steps[1:])
+    assert branched > 0  # the suffix drafter did propose trees with more than one branch
 
 
 def test_self_drafted_trees_accept_everything(models) -> None:

@@ -11,18 +11,21 @@ tokens if the counts were the law). The best score over all m wins (ties: the lo
 the global tree drafts only when the per-request tree has no draft. Drafts are deterministic
 (`probs = None`).
 
-The defaults are set by the cost of verification on a CPU (docs/drafters.md, "Choosing the
-defaults"): any drafted step widens the target's forward pass by a near-constant cost, so the
-drafter proposes nothing after a 1-token match (expected acceptance below that cost) and, once
-it drafts, drafts long (2 tokens per matched token).
+The defaults are set by the cost of verification (docs/drafters.md, "Choosing the defaults"):
+with the few-row matmul a drafted step costs only 1.1-1.3 plain steps on the CPU, so even a
+1-token match drafts, and a match may draft 2 tokens per matched token (more lost as often as it
+won in replays, depending on how much the 4th drafted token cost).
 
 The global tree is shared by every suffix drafter built from one `DraftContext` (one contender)
 through its `RunMemory`, and holds only *finished* outputs: a request's output is handed over
 when the drafter starts its next sequence (or when the run settles the memory between repeated
 rounds, `RunMemory.settle`) and folded into the tree at the next sequence's first proposal
 (timed as drafting). The one token the drafter never sees (the step's last emitted
-token) is missing from it. Chain drafts only; the tree's best few branches can become a token
-tree once the engine verifies trees.
+token) is missing from it.
+
+Under tree rules (`suffix:branches=B`) the proposal is a token tree: the chain draft plus up to
+B - 1 continuations it did not take (other children of the match nodes, each followed greedily),
+best score first; `branches=1` is the chain as a one-branch tree.
 """
 
 from __future__ import annotations
@@ -30,7 +33,8 @@ from __future__ import annotations
 from typing import Any
 
 from specbench_cli.drafters import Draft, DraftContext, RunMemory
-from specbench_cli.drafters.suffix_tree import Location, SuffixTree
+from specbench_cli.drafters.suffix_tree import Candidate, Location, SuffixTree
+from specbench_cli.drafters.tree import TreeDraft, merge_paths
 from specbench_cli.registry import coerce_params
 
 
@@ -57,7 +61,8 @@ class FinishedOutputs:
 class SuffixDrafter:
     name = "suffix"
     PARAMS: dict[str, Any] = {"max_depth": 24, "max_spec_factor": 2.0, "max_spec_offset": 0.0,
-                              "min_token_prob": 0.1, "min_match": 2, "global": True}  # fmt: skip
+                              "min_token_prob": 0.1, "min_match": 1, "global": True,
+                              "branches": 1}  # fmt: skip
     NEEDS_MODEL = False
 
     @classmethod
@@ -70,6 +75,8 @@ class SuffixDrafter:
         if not 1 <= params["min_match"] < params["max_depth"]:
             raise ValueError("drafter 'suffix' needs 1 <= min_match < max_depth "
                              f"(got {params['min_match']})")  # fmt: skip
+        if params["branches"] < 1:
+            raise ValueError(f"drafter 'suffix' needs branches >= 1 (got {params['branches']})")
         if not 0 <= params["min_token_prob"] <= 1:
             raise ValueError("drafter 'suffix' needs 0 <= min_token_prob <= 1 "
                              f"(got {params['min_token_prob']})")  # fmt: skip
@@ -132,19 +139,45 @@ class SuffixDrafter:
         for token in new:
             self._matches = tree.match_suffixes(self._matches, token)
 
-    def propose(self, context: list[int], k: int) -> Draft:
+    def _best(self, context: list[int], k: int) -> tuple[Candidate, SuffixTree, list[Location]]:
+        """The chain draft, the tree it came from and the context's matches in that tree."""
         self._update(context)
         self._last_draft, self._accepted = [], 0
-        if k <= 0:
-            return Draft([], None)
-        p = self.params
-        args = (k, p["max_spec_factor"], p["max_spec_offset"], p["min_token_prob"], p["min_match"])
+        args = self._args(k)
         local = self._local
-        best = local.speculate([(n, 0) for n in local.repeated_suffixes()], *args)
+        matches = [(n, 0) for n in local.repeated_suffixes()]
+        best = local.speculate(matches, *args)
         if self._shared is not None and not best.tokens:  # this request's own text first
-            best = self._shared.tree.speculate(self._matches, *args)
+            tree = self._shared.tree
+            return tree.speculate(self._matches, *args), tree, self._matches
+        return best, local, matches
+
+    def _args(self, k: int) -> tuple[int, float, float, float, int]:
+        p = self.params
+        return k, p["max_spec_factor"], p["max_spec_offset"], p["min_token_prob"], p["min_match"]
+
+    def propose(self, context: list[int], k: int) -> Draft:
+        best = self._best(context, k)[0]  # k <= 0: every budget is 0, no draft
         self._last_draft = best.tokens
         return Draft(list(best.tokens), None)
+
+    def propose_tree(self, context: list[int], depth: int, scheme: str) -> TreeDraft:
+        """The chain draft plus up to `branches - 1` of the continuations it did not take
+        (`SuffixTree.alternatives`, best score first, none a prefix of another), merged into
+        one deterministic tree. Which branch the target accepted is not reported back, so
+        with branches the last step's accepted drafts are left out of the global tree."""
+        best, tree, matches = self._best(context, depth)
+        if not best.tokens:
+            return TreeDraft([], [], None)
+        paths = [best.tokens]
+        if self.params["branches"] > 1:
+            for other in tree.alternatives(matches, *self._args(depth)):
+                if len(paths) == self.params["branches"]:
+                    break
+                if not any(p[: len(other.tokens)] == other.tokens for p in paths):
+                    paths.append(other.tokens)
+        self._last_draft = best.tokens if len(paths) == 1 else []
+        return merge_paths(paths)
 
     def observe(self, num_accepted: int) -> None:
         self._accepted = num_accepted

@@ -183,12 +183,12 @@ class SuffixTree:
 
     # -- drafting ---------------------------------------------------------------------------
 
-    def follow(self, loc: Location, budget: int, min_prob: float) -> Candidate:
+    def follow(self, loc: Location, budget: int, min_prob: float, prob: float = 1.0) -> Candidate:
         """Greedy path below `loc`: repeatedly the most frequent next token, while the path
-        probability (product of count ratios) stays >= min_prob, at most `budget` tokens."""
+        probability (product of count ratios, starting from `prob`) stays >= min_prob, at most
+        `budget` tokens."""
         node, extra = loc
         draft = Candidate()
-        prob = 1.0
         while len(draft.tokens) < budget:
             if self._children[node] is None:  # count 1 all the way down: probability unchanged
                 seq = self.sequences[self._seq[node]]
@@ -209,6 +209,30 @@ class SuffixTree:
             draft.probs.append(prob)
             draft.score += prob
         return draft
+
+    def alternatives(self, locations: list[Location], max_tokens: int, factor: float,
+                     offset: float, min_prob: float,
+                     min_match: int = 1) -> list[Candidate]:  # fmt: skip
+        """The branches `speculate`'s greedy path did not take: for every match length it
+        considers, each child of the match node other than the most frequent one (kept while its
+        probability is >= min_prob), followed greedily within the same budget; best score first
+        (ties: the longer match)."""
+        out: list[Candidate] = []
+        for match_len, loc in enumerate(locations, start=1):
+            budget = min(max_tokens, math.floor(match_len * factor + offset + 1e-9))
+            node, extra = loc
+            children = self._children[node]
+            if match_len < min_match or budget <= 0 or extra or children is None:
+                continue  # a leaf's continuation is unique: no alternative
+            for token, child in children.items():
+                prob = self._count[child] / self._count[node]
+                if child == self._best[node] or prob < min_prob:
+                    continue
+                rest = self.follow((child, 0), budget - 1, min_prob, prob)
+                out.append(Candidate([token, *rest.tokens], [prob, *rest.probs],
+                                     prob + rest.score, match_len))  # fmt: skip
+        out.sort(key=lambda c: (-c.score, -c.match_len))
+        return out
 
     def speculate(self, locations: list[Location], max_tokens: int, factor: float, offset: float,
                   min_prob: float, min_match: int = 1) -> Candidate:  # fmt: skip
