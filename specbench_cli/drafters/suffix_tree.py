@@ -33,7 +33,7 @@ continuation, the leaf and how many tokens past it (`extra`).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 Location = tuple[int, int]
@@ -218,11 +218,10 @@ class SuffixTree:
         probability is >= min_prob), followed greedily within the same budget; best score first
         (ties: the longer match)."""
         out: list[Candidate] = []
-        for match_len, loc in enumerate(locations, start=1):
-            budget = min(max_tokens, math.floor(match_len * factor + offset + 1e-9))
-            node, extra = loc
+        for match_len, (node, extra), budget in _budgets(locations, max_tokens, factor, offset,
+                                                         min_match):  # fmt: skip
             children = self._children[node]
-            if match_len < min_match or budget <= 0 or extra or children is None:
+            if extra or children is None:
                 continue  # a leaf's continuation is unique: no alternative
             for token, child in children.items():
                 prob = self._count[child] / self._count[node]
@@ -241,14 +240,19 @@ class SuffixTree:
         min(max_tokens, floor(factor * m + offset)) tokens. Highest score wins, ties go to the
         longer match."""
         best = Candidate()
-        for match_len, loc in enumerate(locations, start=1):
-            if match_len < min_match:
-                continue
-            budget = min(max_tokens, math.floor(match_len * factor + offset + 1e-9))
-            if budget <= 0:
-                continue
+        for match_len, loc, budget in _budgets(locations, max_tokens, factor, offset, min_match):
             draft = self.follow(loc, budget, min_prob)
             if draft.tokens and draft.score >= best.score:
                 draft.match_len = match_len
                 best = draft
         return best
+
+
+def _budgets(locations: list[Location], max_tokens: int, factor: float, offset: float,
+             min_match: int) -> Iterator[tuple[int, Location, int]]:  # fmt: skip
+    """(match length m, its location, draft budget) for every m >= min_match whose budget
+    min(max_tokens, floor(factor * m + offset)) is positive."""
+    for match_len, loc in enumerate(locations, start=1):
+        budget = min(max_tokens, math.floor(match_len * factor + offset + 1e-9))
+        if match_len >= min_match and budget > 0:
+            yield match_len, loc, budget
