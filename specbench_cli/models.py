@@ -195,7 +195,8 @@ def load_model(
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from specbench_cli.cpu_matmul import use_few_row_matmul
+    from specbench_cli.cpu_attention import use_gqa_sdpa
+    from specbench_cli.cpu_matmul import use_cpu_matmul
 
     folder = source.location
     if source.kind == "gguf":
@@ -212,7 +213,8 @@ def load_model(
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelLoadError(f"cannot load model {source.label}: {first}") from None
     model.eval()
-    use_few_row_matmul(model)  # a speculative step's few rows at the one-row price on the CPU
+    use_cpu_matmul(model)  # few rows at the one-row price, prefills on oneDNN, on the CPU
+    use_gqa_sdpa(model)  # a verify step's masked attention without a KV copy per head, on the CPU
     device = model.get_input_embeddings().weight.device
     vocab = model.get_output_embeddings().weight.shape[0]
     return LoadedModel(model, tokenizer, source, device, vocab)

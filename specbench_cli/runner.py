@@ -115,6 +115,7 @@ def load_models(cfg: RunConfig, target_src: Any, draft_src: Any,
 def run_environment(models: Models, progress: ProgressReport | None = None) -> dict[str, Any]:
     """The machine and libraries of a run, the verify backend it resolved to, the threads it
     pinned and the machine's state now (`machine_start`), with a warning when it is busy."""
+    from specbench_cli.cpu_attention import mode as attention_mode
     from specbench_cli.environment import busy_warning, environment, machine_state, pin_threads
 
     pinned = pin_threads()
@@ -123,7 +124,7 @@ def run_environment(models: Models, progress: ProgressReport | None = None) -> d
     if progress is not None and warning:
         progress.note(warning)
     return {**environment(models.target.device), **pinned, "verify_backend": models.backend,
-            "machine_start": state}  # fmt: skip
+            "attention": attention_mode(models.target.model), "machine_start": state}  # fmt: skip
 
 
 def finish_environment(env: dict[str, Any], models: Models,
