@@ -14,11 +14,12 @@ position), the mask is tiled to match once per forward pass, and one attention c
 default model's heads (9 query, 3 key/value, d 64), 5 query tokens over a 300-token cache,
 55 µs per layer against 129 µs with the copy and 89 µs with `enable_gqa` (bench_cpu_matmul.py
 measures whole forward passes). Every other call (one query token, no mask, per-head masks)
-goes to transformers' own `sdpa` function unchanged. The same products in the same order: the
-result equals transformers' (`tests/test_cpu_attention.py`). Installed at load on CPU models
-that use `sdpa`, under its own name so that transformers builds `sdpa`'s masks for it;
-`SPECBENCH_CPU_ATTENTION=off` keeps transformers'. Results record the attention a target ran
-(`environment.attention`).
+goes to transformers' own `sdpa` function unchanged. Each query row still meets the same keys
+under the same mask row, so the result equals transformers' up to float32 rounding
+(`tests/test_cpu_attention.py`; greedy decoding on it emits transformers' tokens). Installed
+at load on CPU models that use `sdpa`, under its own name so that transformers builds `sdpa`'s
+masks for it; `SPECBENCH_CPU_ATTENTION=off` keeps transformers'. Results record the attention a
+target ran (`environment.attention`).
 """
 
 from __future__ import annotations
