@@ -29,6 +29,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
 NAME = "specbench_gqa_sdpa"
 
@@ -47,8 +48,6 @@ def gqa_sdpa(module: torch.nn.Module, query: torch.Tensor, key: torch.Tensor,
             query.reshape(B, H // groups, groups * q, d), key, value,
             attn_mask=_tiled(attention_mask, groups), dropout_p=dropout, scale=scaling)
         return out.reshape(B, H, q, d).transpose(1, 2).contiguous(), None
-    from transformers.integrations.sdpa_attention import sdpa_attention_forward
-
     return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout,
                                   scaling=scaling, **kwargs)  # fmt: skip
 
