@@ -10,8 +10,9 @@ time outside model forward passes (drafting, logit processing, verification, cac
 as a share of step time. The verify time (logit processing, softmax and the acceptance rule) is
 reported over drafted steps only, with its ratio to the reference, as wall time (what the engine
 records) and as the calling thread's CPU time (which a machine shared with other jobs disturbs
-far less; it counts all the work when torch runs on one thread). Tokens must be identical across
-contenders.
+far less; it counts all the work when torch runs on one thread). The drafter's own time per step
+(inside `propose`, part of the overhead) is reported over all contenders' decoding steps: median,
+99th percentile and maximum. Tokens must be identical across contenders.
 
 Run: .venv/bin/python benchmarks/bench_engine_overhead.py [--per-suite 2] [--max-new-tokens 64]
      [--threads N] [--drafter suffix]  (1 thread gives steadier figures on a shared machine)
@@ -102,6 +103,7 @@ def main() -> None:
         verify_ms: dict[str, list[float]] = {r: [] for r in runs}
         cpu_ms: dict[str, list[float]] = {r: [] for r in runs}
         outputs: dict[str, list[list[int]]] = {r: [] for r in runs}
+        draft_ms: list[float] = []
         for ids in ids_list:
             for run, (backend, engine_cls) in runs.items():  # interleaved per prompt
                 engine = timed(engine_cls(m.model, m.vocab_size, sampling,
@@ -116,12 +118,17 @@ def main() -> None:
                     if not step.prefill:
                         over += step.overhead_s
                         total += step.step_s
+                        draft_ms.append(1000 * step.draft_s)
                         if step.drafted:  # steps without drafts never reach the verifier
                             verify_ms[run].append(1000 * step.verify_s)
                 share[run].append(over / total)
                 outputs[run].append(tokens)
         same = all(out == outputs["torch"] for out in outputs.values())
         print(f"{name}: identical tokens across contenders: {same}")
+        q = statistics.quantiles(draft_ms, n=100)
+        print(f"  drafter {args.drafter}: {statistics.median(draft_ms):.3f} ms per step median, "
+              f"{q[98]:.3f} ms 99th percentile, {max(draft_ms):.3f} ms max; "
+              f"{len(draft_ms)} steps")
         reference = statistics.median(verify_ms["torch"])
         reference_cpu = statistics.median(cpu_ms["torch"])
         for run in runs:
