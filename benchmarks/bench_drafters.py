@@ -15,7 +15,7 @@ set (the same prompts twice, the case the global tree is for). Every suite start
 drafters, so the global tree holds only outputs of the same suite's earlier prompts in the same
 round; suites do not help each other and rounds do not help each other.
 
-Prints, per suite and overall (the four bundled suites): median tokens/s over rounds, speed
+Prints, per suite and overall (the bundled suites run): median tokens/s over rounds, speed
 ratios (the median over rounds of per-round ratios: both sides ran in the same round), the
 same for the decode phase alone (specbench contenders; prefill excluded) with the prefill's
 share of the baseline's time, mean accepted tokens per step (new tokens / target forward
@@ -33,8 +33,12 @@ Also prints the target's forward time by input width (1 pending token + d drafts
 draft must earn back, and the benchmark's own run time. The defaults (3 rounds, 6 prompts per
 suite, 2 repeated prompts, 48 new tokens) take 14-17 minutes on the 2-core machine.
 
+`--suites` and `--contenders` run a subset (overall then means the suites run; goals whose
+contenders or suites did not run are not printed), e.g. the whole rag and summarization suites:
+`--suites summarization,rag --per-suite 30 --repeated 0 --contenders hf_pld,sb_suffix`.
+
 Run: .venv/bin/python benchmarks/bench_drafters.py [--rounds 3] [--per-suite 6] [--k 4]
-     [--max-new-tokens 48] [--json results.json]
+     [--max-new-tokens 48] [--suites S,..] [--contenders C,..] [--json results.json]
 """
 
 from __future__ import annotations
@@ -138,7 +142,9 @@ def hf_run(model, counter: ForwardCounter, ids: list[int], n: int, eos: tuple[in
         seconds = time.perf_counter() - start
     tokens = out[0, len(ids):].tolist()
     forwards = counter.calls - calls
-    return tokens, Tally(len(tokens), seconds, forwards, forwards - 1, draft_s=sum(probes),
+    # prompt lookup proposes before every pass, the first included (which also reads the prompt)
+    steps = len(probes) if k is not None else forwards - 1
+    return tokens, Tally(len(tokens), seconds, forwards, steps, draft_s=sum(probes),
                          draft_max_s=max(probes, default=0.0))  # fmt: skip
 
 
@@ -182,7 +188,7 @@ def make_runners(m, stock, counters: dict, eos: tuple[int, ...], k: int,
     runners: dict[str, Callable] = {
         "hf_generate": lambda ids: hf_run(m.model, counter, ids, n, eos, None),
         "hf_pld": lambda ids: hf_run(m.model, counter, ids, n, eos, k),
-        "hf_pld_stock": lambda ids: hf_run(stock, counters["stock"], ids, n, eos, k),
+        "hf_pld_stock": lambda ids: hf_run(stock, counters.get("stock"), ids, n, eos, k),
     }
     engines = {"sb_baseline": Engine(m.model, m.vocab_size, GREEDY, eos_ids=eos)}
     for name, (spec, length) in DRAFTED.items():
@@ -207,7 +213,7 @@ def run_round(m, stock, counters, eos, prompts: dict[str, list[list[int]]], args
         runners = make_runners(m, stock, counters, eos, args.k, args.max_new_tokens)
         for ids in suite_ids:
             reference = None
-            for name in CONTENDERS:
+            for name in args.contenders:
                 tokens, tally = runners[name](ids)
                 if reference is None:
                     reference = tokens
@@ -286,47 +292,53 @@ def decode_rate(t: Tally) -> float:
     return (t.tokens - (t.forwards - t.steps)) / (t.seconds - t.prefill_s)
 
 
-def print_table(title: str, rounds, cell: Callable[[list, str, str], str]) -> None:
-    columns = [*SUITES, OVERALL, REPEATED]
+def columns(args) -> list[str]:
+    return [*args.suites, OVERALL] + ([REPEATED] if args.repeated else [])
+
+
+def print_table(title: str, rounds, cell: Callable[[list, str, str], str], args) -> None:
     print(f"\n{title}")
-    print(f"  {'':18s}" + "".join(f"{c:>15s}" for c in columns))
-    for name in CONTENDERS:
-        print(f"  {name:18s}" + "".join(f"{cell(rounds, s, name):>15s}" for s in columns))
+    print(f"  {'':18s}" + "".join(f"{c:>15s}" for c in columns(args)))
+    for name in args.contenders:
+        print(f"  {name:18s}" + "".join(f"{cell(rounds, s, name):>15s}" for s in columns(args)))
 
 
 def report(rounds, mismatches: dict[str, int], args) -> dict:
     last = rounds[-1]  # greedy: token counts and steps are identical in every round
     print_table("median tokens/s", rounds, lambda rs, s, c: "%.2f" % statistics.median(
-        r[s][c].tokens / r[s][c].seconds for r in rs))
+        r[s][c].tokens / r[s][c].seconds for r in rs), args)
     print_table("speed vs specbench baseline (median of per-round ratios)", rounds,
-                lambda rs, s, c: "%.2fx" % median_ratio(rs, s, c, "sb_baseline"))
-    print_table("speed vs transformers prompt lookup", rounds,
-                lambda rs, s, c: "%.2fx" % median_ratio(rs, s, c, "hf_pld"))
+                lambda rs, s, c: "%.2fx" % median_ratio(rs, s, c, "sb_baseline"), args)
+    if "hf_pld" in args.contenders:
+        print_table("speed vs transformers prompt lookup", rounds,
+                    lambda rs, s, c: "%.2fx" % median_ratio(rs, s, c, "hf_pld"), args)
     print_table("decode phase only: speed vs specbench baseline, prefill excluded", rounds,
                 lambda rs, s, c: "-" if c in HF else "%.2fx" % statistics.median(
-                    decode_rate(r[s][c]) / decode_rate(r[s]["sb_baseline"]) for r in rs))
+                    decode_rate(r[s][c]) / decode_rate(r[s]["sb_baseline"]) for r in rs), args)
 
     def prefill_share(suite: str) -> float:
         return statistics.median(r[suite]["sb_baseline"].prefill_s / r[suite]["sb_baseline"].seconds
                                  for r in rounds)  # fmt: skip
 
     print("  prefill share of the baseline's time (no drafter speeds it up): " + ", ".join(
-        f"{s} {prefill_share(s):.0%}" for s in (*SUITES, OVERALL, REPEATED)))
+        f"{s} {prefill_share(s):.0%}" for s in columns(args)))
     print_table("mean accepted tokens per step (new tokens / target forward passes)", rounds,
-                lambda rs, s, c: "%.2f" % (last[s][c].tokens / last[s][c].forwards))
+                lambda rs, s, c: "%.2f" % (last[s][c].tokens / last[s][c].forwards), args)
     print_table("drafter ms per step: mean / max (all rounds)", rounds, lambda rs, s, c: (
         "-" if c in ("hf_generate", "sb_baseline") else "%.3f / %.1f" % (
             1000 * sum(r[s][c].draft_s for r in rs) / sum(r[s][c].steps for r in rs),
-            1000 * max(r[s][c].draft_max_s for r in rs))))
-    goals = {}  # the goals as set, for the chain drafter, then the same for its trees
+            1000 * max(r[s][c].draft_max_s for r in rs))), args)
+    goals = {}  # the goals as set, for the chain drafter, then the same for its trees; those
+    # whose contenders and suites ran
     for label, name in (("suffix", "sb_suffix"), ("suffix trees (3 branches)", "sb_suffix_tree3")):
-        goals[f"{label} >= 1.3x transformers prompt lookup overall, same forward"] = (
-            median_ratio(rounds, OVERALL, name, "hf_pld"), 1.3)
-        goals[f"{label} >= 1.3x transformers prompt lookup overall, as shipped"] = (
-            median_ratio(rounds, OVERALL, name, "hf_pld_stock"), 1.3)
+        for how, hf in (("same forward", "hf_pld"), ("as shipped", "hf_pld_stock")):
+            if {name, hf} <= set(args.contenders):
+                goals[f"{label} >= 1.3x transformers prompt lookup overall, {how}"] = (
+                    median_ratio(rounds, OVERALL, name, hf), 1.3)
         for suite in ("summarization", "rag"):
-            goals[f"{label} >= 1.5x specbench baseline on {suite}"] = (
-                median_ratio(rounds, suite, name, "sb_baseline"), 1.5)
+            if name in args.contenders and suite in args.suites:
+                goals[f"{label} >= 1.5x specbench baseline on {suite}"] = (
+                    median_ratio(rounds, suite, name, "sb_baseline"), 1.5)
     print(f"\ngoals ({args.rounds} rounds, {args.per_suite} prompts per suite, k {args.k}, "
           f"max_new_tokens {args.max_new_tokens}, greedy, torch threads "
           f"{torch.get_num_threads()}):")
@@ -336,8 +348,9 @@ def report(rounds, mismatches: dict[str, int], args) -> dict:
     different = sum(same_model.values())
     print(f"  outputs identical to generate's greedy output: "
           f"{'MET' if different == 0 else 'NOT MET'} ({different} differ: {same_model})")
-    print(f"  (transformers as shipped, another float summation order: "
-          f"{mismatches['hf_pld_stock']} outputs differ from the loaded model's)")
+    if "hf_pld_stock" in mismatches:
+        print(f"  (transformers as shipped, another float summation order: "
+              f"{mismatches['hf_pld_stock']} outputs differ from the loaded model's)")
     return {"goals": {g: v for g, (v, _) in goals.items()}, "mismatches": dict(mismatches)}
 
 
@@ -348,30 +361,42 @@ def main() -> None:
     ap.add_argument("--repeated", type=int, default=2, help="prompts in the repeated set")
     ap.add_argument("--k", type=int, default=4, help="draft tokens per step (all drafters)")
     ap.add_argument("--max-new-tokens", type=int, default=48)
+    ap.add_argument("--suites", default=",".join(SUITES), help="bundled suites, comma-separated")
+    ap.add_argument("--contenders", default=",".join(CONTENDERS),
+                    help=f"comma-separated, of {', '.join(CONTENDERS)} "
+                         f"(hf_generate and sb_baseline always run)")  # fmt: skip
     ap.add_argument("--json", help="also write the medians and verdicts to this file")
     args = ap.parse_args()
+    args.suites = tuple(s for s in args.suites.split(",") if s)
+    chosen = set(args.contenders.split(",")) | {"hf_generate", "sb_baseline"}
+    if unknown := chosen - set(CONTENDERS):
+        ap.error(f"unknown contenders: {', '.join(sorted(unknown))}")
+    args.contenders = tuple(c for c in CONTENDERS if c in chosen)  # generate first: the reference
     started = time.perf_counter()
     m, eos = load_default_model()
-    prompts = suite_prompts(m, SUITES, args.per_suite)
+    prompts = suite_prompts(m, args.suites, args.per_suite)
     # round robin over the suites' prompts, then the same prompts again
-    repeated = [prompts[s][i] for i in range(args.per_suite) for s in SUITES][: args.repeated]
-    prompts[REPEATED] = repeated + repeated
-    stock = load_stock_model()
-    counters = {"loaded": ForwardCounter(m.model), "stock": ForwardCounter(stock)}
+    repeated = [prompts[s][i] for i in range(args.per_suite) for s in args.suites][: args.repeated]
+    if repeated:
+        prompts[REPEATED] = repeated + repeated
+    stock = load_stock_model() if "hf_pld_stock" in args.contenders else None
+    counters = {"loaded": ForwardCounter(m.model)}
+    if stock is not None:
+        counters["stock"] = ForwardCounter(stock)
     warm = make_runners(m, stock, counters, eos, args.k, 8)
-    for name in CONTENDERS:  # untimed: allocator, lazy initialisation
-        warm[name](prompts[SUITES[0]][0])
-    mismatches: dict[str, int] = dict.fromkeys(CONTENDERS, 0)
+    for name in args.contenders:  # untimed: allocator, lazy initialisation
+        warm[name](prompts[args.suites[0]][0])
+    mismatches: dict[str, int] = dict.fromkeys(args.contenders, 0)
     rounds, outputs = [], []
     for r in range(args.rounds):
         rounds.append(run_round(m, stock, counters, eos, prompts, args, mismatches,
                                 outputs if r == 0 else []))  # fmt: skip
         print(f"round {r + 1} done: overall " + ", ".join(
             f"{c} {rounds[-1][OVERALL][c].tokens / rounds[-1][OVERALL][c].seconds:.1f}"
-            for c in CONTENDERS) + " tok/s", flush=True)
+            for c in args.contenders) + " tok/s", flush=True)
     summary = report(rounds, mismatches, args)
     replay_cost(outputs, args.k)
-    forward_cost(m, prompts[SUITES[0]][0], args.k)
+    forward_cost(m, prompts[args.suites[0]][0], args.k)
     print(f"\nbenchmark run time {time.perf_counter() - started:.0f} s")
     if args.json:
         with open(args.json, "w") as f:
