@@ -343,7 +343,7 @@ def report(rounds, mismatches: dict[str, int], args) -> dict:
           f"max_new_tokens {args.max_new_tokens}, greedy, torch threads "
           f"{torch.get_num_threads()}):")
     for goal, (value, target) in goals.items():
-        print(f"  {goal:84s} {value:.2f}x  {'MET' if value >= target else 'NOT MET'}")
+        print(f"  {goal:84s} {value:.3f}x  {'MET' if value >= target else 'NOT MET'}")
     same_model = {c: n for c, n in mismatches.items() if c != "hf_pld_stock"}
     different = sum(same_model.values())
     print(f"  outputs identical to generate's greedy output: "
