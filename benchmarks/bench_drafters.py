@@ -25,8 +25,8 @@ another order, so its count is reported apart, for information).
 
 Goals: suffix >= 1.3x transformers' prompt lookup overall; suffix >= 1.5x specbench's baseline
 on summarization and on rag; greedy outputs identical to the baseline everywhere. The verdicts
-are printed for the chain drafter (the goals as set) and for its 3-branch trees; the goal against
-transformers both on the same forward pass (the drafters and loops alone) and against
+are printed for the chain drafter (the goals as set) and for its 3-branch trees, and the goal
+against transformers twice: on the same forward pass (the drafters and loops alone) and against
 transformers as shipped.
 
 Also prints the target's forward time by input width (1 pending token + d drafts), the cost a
