@@ -52,6 +52,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
+from unittest import mock
 
 import torch
 from common import load_default_model, suite_prompts
@@ -169,16 +170,8 @@ def engine_run(engine: Engine, ids: list[int], n: int) -> tuple[list[int], Tally
 def load_stock_model():
     """The default model as transformers loads it: specbench's CPU linear layers and attention
     switched off while it loads."""
-    saved = {v: os.environ.get(v) for v in SWITCHES}
-    os.environ.update(dict.fromkeys(SWITCHES, "off"))
-    try:
+    with mock.patch.dict(os.environ, dict.fromkeys(SWITCHES, "off")):  # restored on exit
         return load_model(check_spec("default")).model
-    finally:
-        for var, value in saved.items():
-            if value is None:
-                del os.environ[var]
-            else:
-                os.environ[var] = value
 
 
 def make_runners(m, stock, counters: dict, eos: tuple[int, ...], k: int,
